@@ -1,0 +1,2 @@
+_base_ = ['./resnet20_cifar.py']
+model = dict(backbone=dict(depth=56))

@@ -1,0 +1,1 @@
+_base_ = ['./lenet5_mnist.py', '../_base_/datasets/fashion_mnist.py']

@@ -1,0 +1,3 @@
+from .progressive_pruning_hook import ProgressivePruningHook
+
+__all__ = ['ProgressivePruningHook']

@@ -1,0 +1,341 @@
+"""Progressive channel pruning while the model trains (PGP and RPGP)."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import HOOKS
+
+from prunedet.criteria import BaseCriterion
+from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
+from prunedet.pruning.groups import ChannelGraph
+from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
+from prunedet.pruning.schedules import PruningSchedule
+from prunedet.pruning.surgery import (rebind_optimizer, record_architecture,
+                                      restore_architecture)
+from prunedet.pruning.tracing import trace_forward
+from prunedet.registry import CRITERIA
+
+
+def build_criterion(cfg: Union[dict, BaseCriterion]) -> BaseCriterion:
+    if isinstance(cfg, BaseCriterion):
+        return cfg
+    name = cfg.get('type') if isinstance(cfg, dict) else cfg
+    if not isinstance(name, str) or CRITERIA.get(name) is None:
+        raise KeyError(f'unknown pruning criterion {name!r}; registered: '
+                       f'{sorted(CRITERIA.module_dict)}')
+    return CRITERIA.build(cfg if isinstance(cfg, dict) else dict(type=name))
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _optimizers(runner) -> List[torch.optim.Optimizer]:
+    wrapper = runner.optim_wrapper
+    if isinstance(wrapper, OptimWrapperDict):
+        return [w.optimizer for w in wrapper.optim_wrappers.values()]
+    if isinstance(wrapper, OptimWrapper):
+        return [wrapper.optimizer]
+    return []  # not built: test mode
+
+
+@HOOKS.register_module()
+class ProgressivePruningHook(Hook):
+    """Prune channels progressively while training, from scratch.
+
+    ``by_epoch=True`` prunes after every ``interval`` epochs (PGP);
+    ``by_epoch=False`` after every ``interval`` iterations (RPGP). From
+    ``begin`` to ``end`` the pruned ratio follows ``ramp`` up to
+    ``target_ratio`` of the channels (or of the FLOPs, ``target='flops'``).
+    Selected channels are soft-pruned (zeroed, may recover) or removed
+    physically together with every coupled layer, and the optimizer's state is
+    cut with the same indices (see :mod:`prunedet.pruning.pruner`).
+
+    The pruned architecture and the hook's state go into every checkpoint;
+    loading one (``--resume``, ``load_from``, ``tools/test.py``) shrinks the
+    freshly built model to it before the weights are copied in.
+
+    Args:
+        criterion: a registered criterion (config dict or name).
+        target_ratio: share of channels (or FLOPs) removed at the end, in
+            [0, 1).
+        target: ``'channels'`` or ``'flops'``.
+        by_epoch: count ``interval``/``begin``/``end`` in epochs or iterations.
+        interval, begin, end: when pruning steps happen; ``end=None`` is the
+            end of training.
+        ramp: ``'geometric'`` (PGP), ``'exponential'`` (PSFP) or ``'linear'``.
+        prunable: module-name prefixes whose output channels may be pruned.
+        skip: layer names (or prefixes) that are never pruned.
+        global_ranking: rank channels across layers instead of pruning the
+            same ratio in each.
+        min_channels: channels each group keeps at least.
+        round_to: round kept channels to a multiple (hardware-friendly).
+        soft_steps, remove_ratio, soft_mode, hard_at_end: soft versus hard
+            pruning, see :class:`ChannelPruner`.
+        input_shape: ``(C, H, W)`` for tracing and FLOPs; default: the shape
+            of the first training batch.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 criterion: Union[dict, str] = dict(type='GradientNorm'),
+                 target_ratio: float = 0.5,
+                 target: str = 'channels',
+                 by_epoch: bool = True,
+                 interval: int = 1,
+                 begin: int = 0,
+                 end: Optional[int] = None,
+                 ramp: str = 'geometric',
+                 prunable: Sequence[str] = ('backbone', ),
+                 skip: Sequence[str] = (),
+                 global_ranking: bool = False,
+                 min_channels: int = 1,
+                 round_to: int = 1,
+                 soft_steps: Optional[int] = 0,
+                 remove_ratio: float = 0.,
+                 soft_mode: str = 'zero',
+                 hard_at_end: bool = True,
+                 input_shape: Optional[Sequence[int]] = None):
+        if target not in TARGETS:
+            raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
+        if soft_mode not in SOFT_MODES:
+            raise ValueError(
+                f'soft_mode must be one of {SOFT_MODES}, got {soft_mode!r}')
+        if not 0. <= remove_ratio <= 1.:
+            raise ValueError(
+                f'remove_ratio must be in [0, 1], got {remove_ratio}')
+        if soft_steps is not None and soft_steps < 0:
+            raise ValueError(f'soft_steps must be >= 0, got {soft_steps}')
+        if min_channels < 1 or round_to < 1:
+            raise ValueError('min_channels and round_to must be >= 1')
+        if isinstance(prunable, str) or isinstance(skip, str):
+            raise TypeError('prunable and skip are lists of layer names')
+        self.criterion = build_criterion(criterion)
+        self.schedule = PruningSchedule(target_ratio, begin, end, interval,
+                                        ramp)
+        self.target = target
+        self.by_epoch = by_epoch
+        self.prunable = tuple(prunable)
+        self.skip = tuple(skip)
+        self.pruner_cfg = dict(
+            target=target,
+            global_ranking=global_ranking,
+            min_channels=min_channels,
+            round_to=round_to,
+            soft_steps=soft_steps,
+            remove_ratio=remove_ratio,
+            soft_mode=soft_mode,
+            hard_at_end=hard_at_end)
+        self.input_shape = tuple(input_shape) if input_shape else None
+
+        self.model = None
+        self.pruner: Optional[ChannelPruner] = None
+        self.steps_done = 0
+        self.finished = False
+        self.original_flops: Optional[float] = None
+        self.flops_ratio = 1.
+        self._restored: dict = {}
+        self._grad_hooks: list = []
+        self._inputs: Optional[torch.Tensor] = None  # for measuring FLOPs
+
+    # --- life cycle -----------------------------------------------------
+
+    def before_run(self, runner) -> None:
+        """Check layer names against the model before anything runs."""
+        self.model = _unwrap(runner.model)
+        names = [n for n, _ in self.model.named_modules()]
+
+        def exists(prefix):
+            return prefix == '' or any(
+                n == prefix or n.startswith(prefix + '.') for n in names)
+
+        for option in ('prunable', 'skip'):
+            missing = [p for p in getattr(self, option) if not exists(p)]
+            if missing:
+                raise ValueError(
+                    f'ProgressivePruningHook: {option} names layers that do '
+                    f'not exist in {type(self.model).__name__}: {missing}')
+
+    def before_train(self, runner) -> None:
+        self.schedule.bind(
+            runner.max_epochs if self.by_epoch else runner.max_iters)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
+        if self.pruner is None and not self.finished:
+            self._build(runner, data_batch)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        if not self.by_epoch and self.schedule.is_step(runner.iter + 1):
+            self._prune_step(runner, runner.iter + 1)
+        runner.message_hub.update_scalar('train/flops_ratio',
+                                         self.flops_ratio)
+
+    def after_train_epoch(self, runner) -> None:
+        if self.by_epoch and self.schedule.is_step(runner.epoch + 1):
+            self._prune_step(runner, runner.epoch + 1)
+
+    def after_train(self, runner) -> None:
+        self._remove_grad_hooks()
+        self.criterion.detach()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['pruning'] = self.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Shrink the model to the saved architecture before its weights
+        are loaded, and point the optimizer at the new parameters."""
+        state = checkpoint.get('pruning')
+        if state is None:
+            return
+        model = _unwrap(runner.model)
+        before = dict(model.named_parameters())
+        changed = restore_architecture(model, state['arch'])
+        if changed:
+            renamed = {
+                before[n]: p
+                for n, p in model.named_parameters() if before[n] is not p
+            }
+            for optimizer in _optimizers(runner):
+                rebind_optimizer(optimizer, renamed)
+            self._rewrap(runner)
+            runner.logger.info(
+                f'Rebuilt the pruned architecture: {len(changed)} layers '
+                f'reshaped, {count_params(model) / 1e6:.3f}M parameters')
+        self.load_state_dict(state)
+
+    # --- pruning ------------------------------------------------------
+
+    def _example_inputs(self, runner, data_batch) -> torch.Tensor:
+        model = self.model
+        device = next(model.parameters()).device
+        if self.input_shape is not None:
+            return torch.zeros(2, *self.input_shape, device=device)
+        data = model.data_preprocessor(data_batch, False)
+        return data['inputs'][:2]
+
+    def _build(self, runner, data_batch) -> None:
+        model = self.model
+        inputs = self._example_inputs(runner, data_batch)
+        forward = trace_forward(model)
+        graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip)
+        if not graph.roots:
+            raise RuntimeError('ProgressivePruningHook: no prunable channels '
+                               f'under prunable={list(self.prunable)}')
+        self._inputs = inputs[:1]
+        total, per_layer = measure_flops(model, self._inputs, forward)
+        if self.original_flops is None:
+            self.original_flops = total
+        estimate = FlopsEstimate(total, per_layer, graph.groups(),
+                                 self.original_flops)
+        self.pruner = ChannelPruner(
+            graph,
+            self.criterion,
+            flops=estimate,
+            original=self._restored.get('original'),
+            **self.pruner_cfg)
+        if self._restored:
+            self.pruner.load_state_dict(self._restored)
+        self.flops_ratio = total / self.original_flops
+        if self.criterion.uses_gradients:
+            for optimizer in _optimizers(runner):
+                self._grad_hooks.append(
+                    optimizer.register_step_pre_hook(self._on_step))
+        runner.logger.info(
+            f'Pruning {len(graph.roots)} channel groups with '
+            f'{type(self.criterion).__name__}, {self.schedule.num_steps} '
+            f'steps to {self.schedule.target:.0%} of the {self.target} by '
+            f'{"epoch" if self.by_epoch else "iteration"} '
+            f'{self.schedule.end}; now {count_params(model) / 1e6:.3f}M '
+            f'params, {total / 1e9:.3f} GFLOPs at input '
+            f'{tuple(inputs.shape[1:])}')
+
+    def _on_step(self, optimizer, args, kwargs) -> None:
+        self.criterion.update(self.pruner.groups)
+
+    def _prune_step(self, runner, done: int) -> None:
+        last = self.schedule.is_last(done)
+        result = self.pruner.step(
+            self.schedule.ratio(done), last, _optimizers(runner))
+        self.steps_done += 1
+        if result.hard:
+            self._rewrap(runner)
+        keep = {name: c[0] for name, c in result.channels.items()}
+        self.flops_ratio = self.pruner.flops(keep) / self.original_flops
+        kept = sum(c[0] for c in result.channels.values())
+        total = sum(c[1] for c in result.channels.values())
+        unit = 'epoch' if self.by_epoch else 'iter'
+        lines = [
+            f'Pruning step {self.steps_done}/{self.schedule.num_steps} '
+            f'({unit} {done}): ratio {result.ratio:.3f} of the '
+            f'{self.target}, {result.soft} soft + {result.hard} hard pruned; '
+            f'channels {kept}/{total}, params '
+            f'{count_params(self.model) / 1e6:.3f}M, FLOPs '
+            f'{self.flops_ratio:.1%} of the original'
+        ]
+        lines += [
+            f'  {name}: {k}/{orig}'
+            for name, (k, orig) in result.channels.items()
+        ]
+        runner.logger.info('\n'.join(lines))
+        if last:
+            self._finish(runner)
+
+    def _finish(self, runner) -> None:
+        """Stop collecting statistics and measure the final model."""
+        self.finished = True
+        self._remove_grad_hooks()
+        self.criterion.detach()
+        graph = self.pruner.graph
+        total, _ = measure_flops(self.model, self._inputs,
+                                 trace_forward(self.model))
+        self.flops_ratio = total / self.original_flops
+        runner.logger.info(
+            f'Pruning finished: {len(graph.roots)} groups, '
+            f'{count_params(self.model) / 1e6:.3f}M params, measured '
+            f'{total / 1e9:.3f} GFLOPs = {self.flops_ratio:.1%} of the '
+            'original')
+
+    def _remove_grad_hooks(self) -> None:
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks = []
+
+    @staticmethod
+    def _rewrap(runner) -> None:
+        """A distributed wrapper registered the old parameters: wrap anew."""
+        if is_model_wrapper(runner.model):
+            runner.model = runner.wrap_model(
+                runner.cfg.get('model_wrapper_cfg'), runner.model.module)
+
+    # --- state --------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        state = dict(self._restored)
+        if self.pruner is not None:
+            state.update(self.pruner.state_dict())
+        state.update(
+            arch=record_architecture(self.model),
+            steps_done=self.steps_done,
+            finished=self.finished,
+            original_flops=self.original_flops,
+            flops_ratio=self.flops_ratio)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._restored = {
+            k: v
+            for k, v in state.items() if k in ('original', 'streaks',
+                                               'criterion')
+        }
+        self.steps_done = state.get('steps_done', 0)
+        self.finished = state.get('finished', False)
+        self.original_flops = state.get('original_flops')
+        self.flops_ratio = state.get('flops_ratio', 1.)
+        if self.pruner is not None:
+            self.pruner.load_state_dict(self._restored)

@@ -1,0 +1,151 @@
+"""Physical channel removal that keeps training going.
+
+Torch-Pruning cuts every coupled layer of a group but replaces each parameter
+by a new ``nn.Parameter``. The optimizer still holds the old ones and their
+state (SGD momentum, Adam moments), so here every state tensor is cut with the
+same indices as its parameter and re-keyed to the new parameter, in every
+param group: training continues without rebuilding the optimizer, and the
+param schedulers, which only see the param groups, keep their state.
+"""
+from typing import Dict, Iterable, List, Tuple
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+from torch.optim import Optimizer
+
+from .groups import ChannelGraph, ChannelGroup, param_dims
+
+# old parameter -> (dim, indices kept along dim)
+SlicePlan = Dict[nn.Parameter, Tuple[int, torch.Tensor]]
+
+
+def remove_channels(graph: ChannelGraph, group: ChannelGroup,
+                    channels: Iterable[int],
+                    optimizers: Iterable[Optimizer] = ()) -> None:
+    """Physically remove ``channels`` of ``group`` from every coupled layer,
+    and cut the optimizers' state to match."""
+    tp_group = graph.tp_group(group.root, sorted(int(c) for c in channels))
+    plan: SlicePlan = {}
+    owners: List[Tuple[nn.Module, str, nn.Parameter]] = []
+    for item in tp_group:
+        module = item.dep.target.module
+        if module not in graph.names:
+            continue
+        producer = graph.dg.is_out_channel_pruning_fn(item.dep.handler)
+        removed = torch.as_tensor(item.idxs, dtype=torch.long)
+        for pname, dim in param_dims(module, producer):
+            param = getattr(module, pname)
+            if param in plan:
+                raise NotImplementedError(
+                    f'{graph.names[module]}.{pname} is cut twice by the group '
+                    f'of {group.name}; such self-coupled layers are not '
+                    'supported')
+            keep = torch.ones(param.shape[dim], dtype=torch.bool)
+            keep[removed] = False
+            plan[param] = (dim, keep.nonzero().flatten())
+            owners.append((module, pname, param))
+    tp_group.prune()
+    new_params = {}
+    for module, pname, old in owners:
+        new = getattr(module, pname)
+        new.requires_grad_(old.requires_grad)
+        new_params[old] = new
+    for optimizer in optimizers:
+        rebind_optimizer(optimizer, new_params, plan)
+
+
+def rebind_optimizer(optimizer: Optimizer,
+                     new_params: Dict[nn.Parameter, nn.Parameter],
+                     plan: SlicePlan = None) -> None:
+    """Point ``optimizer`` at ``new_params`` (old -> new) and cut the state.
+
+    State tensors shaped like the old parameter are sliced with the plan's
+    indices; anything else (Adam's ``step``) is kept as it is.
+    """
+    plan = plan or {}
+    for param_group in optimizer.param_groups:
+        params = param_group['params']
+        for i, p in enumerate(params):
+            new = new_params.get(p)
+            if new is None:
+                continue
+            params[i] = new
+            state = optimizer.state.pop(p, None)
+            if state is None:
+                continue
+            dim, keep = plan[p]
+            keep = keep.to(p.device)
+            optimizer.state[new] = {
+                k: v.index_select(dim, keep).contiguous()
+                if torch.is_tensor(v) and v.shape == p.shape else v
+                for k, v in state.items()
+            }
+
+
+def reset_optimizer_channels(optimizers: Iterable[Optimizer],
+                             group: ChannelGroup,
+                             channels: torch.Tensor) -> None:
+    """Zero the state of soft-pruned channels, so they restart like new
+    filters instead of being pushed back by their old momentum."""
+    for optimizer in optimizers:
+        for s in group.producers:
+            state = optimizer.state.get(s.param)
+            if not state:
+                continue
+            positions = s.channel_positions(channels).to(s.param.device)
+            for v in state.values():
+                if torch.is_tensor(v) and v.shape == s.param.shape:
+                    v.index_fill_(s.dim, positions, 0.)
+
+
+# --- the architecture of a pruned model, as saved in its checkpoints -------
+
+
+def _pruner(module: nn.Module):
+    return tp.pruner.function.PrunerBox.get(tp.ops.module2type(module))
+
+
+def record_architecture(model: nn.Module) -> Dict[str, List[int]]:
+    """``{layer name: [in channels, out channels]}`` for every prunable
+    layer: all that is needed to rebuild the pruned shapes."""
+    arch = {}
+    for name, module in model.named_modules():
+        pruner = _pruner(module)
+        if pruner is None or not isinstance(
+                module, (nn.modules.conv._ConvNd, nn.Linear,
+                         nn.modules.batchnorm._NormBase)):
+            continue
+        arch[name] = [
+            pruner.get_in_channels(module),
+            pruner.get_out_channels(module)
+        ]
+    return arch
+
+
+def restore_architecture(model: nn.Module,
+                         arch: Dict[str, List[int]]) -> List[str]:
+    """Shrink a freshly built model to the recorded shapes (the values are
+    then loaded from the checkpoint). Returns the names of changed layers."""
+    modules = dict(model.named_modules())
+    missing = sorted(set(arch) - set(modules))
+    if missing:
+        raise KeyError('the checkpoint records pruned layers that this model '
+                       f'does not have: {missing[:5]}')
+    changed = []
+    for name, (num_in, num_out) in arch.items():
+        module = modules[name]
+        pruner = _pruner(module)
+        cur_in = pruner.get_in_channels(module)
+        cur_out = pruner.get_out_channels(module)
+        if num_out > cur_out or num_in > cur_in:
+            raise ValueError(f'{name}: checkpoint has {num_in}->{num_out} '
+                             f'channels, the model only {cur_in}->{cur_out}')
+        if num_out < cur_out:
+            pruner.prune_out_channels(module, list(range(num_out, cur_out)))
+        # norm layers share one count for in and out
+        if num_in < cur_in and pruner.get_in_channels(module) > num_in:
+            pruner.prune_in_channels(module, list(range(num_in, cur_in)))
+        if (num_in, num_out) != (cur_in, cur_out):
+            changed.append(name)
+    return changed

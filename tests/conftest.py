@@ -1,0 +1,30 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import prunedet  # noqa: E402,F401  (registers modules)
+from prunedet.datasets.synthetic import write_cifar10, write_mnist  # noqa
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def mnist_root(tmp_path_factory):
+    return write_mnist(str(tmp_path_factory.mktemp('mnist')), 256, 128)
+
+
+@pytest.fixture(scope='session')
+def cifar_root(tmp_path_factory):
+    return write_cifar10(str(tmp_path_factory.mktemp('cifar')), 200, 100)
+
+
+def config_path(*parts):
+    return os.path.join(ROOT, 'configs', *parts)

@@ -1,0 +1,99 @@
+"""The pruning hook inside mmengine's Runner."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+
+from prunedet.engine import ProgressivePruningHook
+from runner_utils import RecordLossHook, build_runner, small_cfg
+
+RPGP = 'classification/resnet20_mnist_rpgp.py'
+
+
+def hook_of(runner):
+    return next(h for h in runner.hooks
+                if isinstance(h, ProgressivePruningHook))
+
+
+def checkpoints(work_dir):
+    return glob.glob(osp.join(str(work_dir), '*.pth'))
+
+
+@pytest.mark.parametrize('option, value, error, message', [
+    ('criterion', dict(type='GradNorm'), KeyError,
+     "unknown pruning criterion 'GradNorm'"),
+    ('target_ratio', 1.0, ValueError, 'target ratio must be in \\[0, 1\\)'),
+    ('target_ratio', -0.2, ValueError, 'target ratio must be in \\[0, 1\\)'),
+])
+def test_bad_hook_options_fail_when_the_runner_is_built(
+        tmp_path, mnist_root, option, value, error, message):
+    cfg = small_cfg(RPGP, tmp_path, mnist_root)
+    cfg.custom_hooks[0][option] = value
+    with pytest.raises(error, match=message):
+        build_runner(cfg)
+    assert not checkpoints(tmp_path)
+
+
+def test_unknown_layer_name_fails_before_the_first_iteration(
+        tmp_path, mnist_root):
+    cfg = small_cfg(RPGP, tmp_path, mnist_root)
+    cfg.custom_hooks[0]['skip'] = ['backbone.layer9.conv1']
+    cfg.custom_hooks.append(dict(type='RecordLossHook'))
+    RecordLossHook.losses.clear()
+    runner = build_runner(cfg)
+    with pytest.raises(ValueError, match=r"skip names layers that do not "
+                       r"exist in ImageClassifier: \['backbone.layer9.conv1"):
+        runner.train()
+    assert not RecordLossHook.losses and not checkpoints(tmp_path)
+
+
+def test_missing_dataset_files_are_named(tmp_path):
+    cfg = small_cfg(RPGP, tmp_path, str(tmp_path / 'empty'))
+    runner = build_runner(cfg)
+    with pytest.raises(FileNotFoundError, match='train-images-idx3-ubyte'):
+        runner.train()
+
+
+def test_resume_after_hard_prune_continues_like_the_uninterrupted_run(
+        tmp_path, mnist_root):
+    options = {'custom_hooks.0.interval': 5}
+    cfg = small_cfg(RPGP, tmp_path / 'full', mnist_root, **options)
+    cfg.custom_hooks.append(dict(type='RecordLossHook'))
+    RecordLossHook.losses.clear()
+    build_runner(cfg).train()
+    full = dict(RecordLossHook.losses)
+
+    ckpt = torch.load(
+        osp.join(str(tmp_path / 'full'), 'epoch_2.pth'), weights_only=False)
+    state = ckpt['pruning']
+    assert state['steps_done'] >= 2 and state['flops_ratio'] < 0.9
+    # pruned physically: the saved weights are smaller than the model's
+    assert ckpt['state_dict']['backbone.conv1.weight'].shape[0] < 16
+
+    cfg = small_cfg(RPGP, tmp_path / 'full', mnist_root, **options)
+    cfg.custom_hooks.append(dict(type='RecordLossHook'))
+    cfg.resume = True
+    cfg.load_from = osp.join(str(tmp_path / 'full'), 'epoch_2.pth')
+    RecordLossHook.losses.clear()
+    runner = build_runner(cfg)
+    runner.train()
+    resumed = dict(RecordLossHook.losses)
+    first = min(resumed)
+    assert first == 16  # two epochs of 256 images in batches of 32
+    assert resumed[first] == pytest.approx(full[first], rel=1e-6)
+    assert resumed[max(resumed)] == pytest.approx(full[max(resumed)],
+                                                 rel=1e-4)
+
+
+def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root,
+                                                   capsys):
+    cfg = small_cfg(RPGP, tmp_path, mnist_root,
+                    **{'custom_hooks.0.interval': 4})
+    runner = build_runner(cfg)
+    runner.train()
+    hook = hook_of(runner)
+    assert hook.finished
+    assert abs(hook.flops_ratio - 0.5) <= 0.02
+    log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
+    assert 'backbone.layer3.0.conv1: ' in log and 'measured' in log
