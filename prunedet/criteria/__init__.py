@@ -3,6 +3,7 @@ from .activation import TaylorActivation
 from .base import BaseCriterion
 from .gradient import GradientL1, GradientNorm, TaylorWeight
 from .magnitude import L1Norm, L2Norm, Random
+from .tcp import TCP  # noqa: F401
 
 __all__ = [
     'BaseCriterion', 'GradientNorm', 'TaylorWeight', 'GradientL1', 'L1Norm',

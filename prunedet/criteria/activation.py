@@ -39,7 +39,7 @@ class TaylorActivation(BaseCriterion):
             taylor = act * grad
             if taylor.dim() > 2:  # mean over spatial positions
                 taylor = taylor.flatten(2).mean(2)
-            self._accumulate(group, taylor.abs().mean(0))
+            self._accumulate(group, self.batch_score(taylor))
 
         def forward_hook(module, inputs, output):
             if module.training and torch.is_grad_enabled() \
@@ -48,6 +48,10 @@ class TaylorActivation(BaseCriterion):
                 output.register_hook(lambda g: on_backward(g, act))
 
         return forward_hook
+
+    def batch_score(self, taylor: torch.Tensor) -> torch.Tensor:
+        """One batch's contribution from the per-sample terms (N, C)."""
+        return taylor.abs().mean(0)
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
         return self.accumulated(group).cpu()

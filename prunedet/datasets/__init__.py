@@ -1,4 +1,8 @@
 from .offline_classification import (OfflineCIFAR10, OfflineFashionMNIST,
                                      OfflineMNIST)
+from .office31 import DomainPairDataset, Office31  # noqa: F401
+from .voc import CheckedVOCDataset
 
-__all__ = ['OfflineMNIST', 'OfflineFashionMNIST', 'OfflineCIFAR10']
+__all__ = [
+    'OfflineMNIST', 'OfflineFashionMNIST', 'OfflineCIFAR10', 'CheckedVOCDataset'
+]

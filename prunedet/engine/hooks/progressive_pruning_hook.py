@@ -135,6 +135,7 @@ class ProgressivePruningHook(Hook):
         self.steps_done = 0
         self.finished = False
         self.original_flops: Optional[float] = None
+        self.original_params: Optional[int] = None
         self.flops_ratio = 1.
         self._restored: dict = {}
         self._grad_hooks: list = []
@@ -231,6 +232,7 @@ class ProgressivePruningHook(Hook):
         total, per_layer = measure_flops(model, self._inputs, forward)
         if self.original_flops is None:
             self.original_flops = total
+            self.original_params = count_params(model)
         estimate = FlopsEstimate(total, per_layer, graph.groups(),
                                  self.original_flops)
         self.pruner = ChannelPruner(
@@ -324,6 +326,7 @@ class ProgressivePruningHook(Hook):
             steps_done=self.steps_done,
             finished=self.finished,
             original_flops=self.original_flops,
+            original_params=self.original_params,
             flops_ratio=self.flops_ratio)
         return state
 
@@ -336,6 +339,7 @@ class ProgressivePruningHook(Hook):
         self.steps_done = state.get('steps_done', 0)
         self.finished = state.get('finished', False)
         self.original_flops = state.get('original_flops')
+        self.original_params = state.get('original_params')
         self.flops_ratio = state.get('flops_ratio', 1.)
         if self.pruner is not None:
             self.pruner.load_state_dict(self._restored)

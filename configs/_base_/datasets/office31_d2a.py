@@ -1,0 +1,6 @@
+# Office-31, dslr -> amazon.
+_base_ = './office31.py'
+train_dataloader = dict(
+    dataset=dict(source=dict(domain='dslr'), target=dict(domain='amazon')))
+val_dataloader = dict(dataset=dict(domain='amazon'))
+test_dataloader = val_dataloader

@@ -1,0 +1,1 @@
+_base_ = ['./_base_/rpgp.py', '../_base_/datasets/office31_a2d.py']

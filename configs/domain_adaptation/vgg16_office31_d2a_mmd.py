@@ -1,0 +1,1 @@
+_base_ = ['./_base_/mmd.py', '../_base_/datasets/office31_d2a.py']

@@ -1,0 +1,1 @@
+_base_ = ['./_base_/tcp.py', '../_base_/datasets/office31_d2w.py']

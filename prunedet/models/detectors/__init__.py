@@ -1,0 +1,3 @@
+from .tracing import two_stage_forward
+
+__all__ = ['two_stage_forward']

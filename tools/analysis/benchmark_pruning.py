@@ -1,0 +1,197 @@
+"""What pruning while training costs, measured side by side in one run.
+
+For VGG-19 (BN) and ResNet-56 at CIFAR size, on this machine's CPU:
+
+1. criterion overhead: the time ``GradientNorm`` spends accumulating scores
+   in every optimizer step, as a ratio of a plain training step;
+2. hard-prune event: one ``ChannelPruner.step`` that physically removes
+   channels (scoring, graph cut, optimizer surgery, regrouping), as a ratio of
+   a training step; Torch-Pruning's own ``MetaPruner.step`` on an identical
+   model (no optimizer state) is timed beside it for reference;
+3. inference: pruned / unpruned latency (batch 1, and batch 32) next to
+   the FLOPs ratio.
+
+    python tools/analysis/benchmark_pruning.py [--batch 128] [--repeats 5]
+"""
+import argparse
+import copy
+import os.path as osp
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+import prunedet  # noqa: E402,F401
+import torch_pruning as tp  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+from prunedet.criteria import GradientNorm  # noqa: E402
+from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
+from prunedet.pruning.groups import ChannelGraph  # noqa: E402
+from prunedet.pruning.pruner import ChannelPruner  # noqa: E402
+from prunedet.pruning.tracing import tensor_forward  # noqa: E402
+
+MODELS_CFG = {
+    'vgg19':
+    dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='VGG', depth=19, norm_cfg=dict(type='BN'),
+            out_indices=(4, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=512)),
+    'resnet56':
+    dict(
+        type='ImageClassifier',
+        backbone=dict(type='CIFARResNet', depth=56),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=64)),
+}
+
+
+def timed(fn, repeats):
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def setup(name, batch):
+    model = MODELS.build(MODELS_CFG[name])
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch, ))
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    return model, x, y, optimizer
+
+
+def train_step(model, x, y, optimizer):
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x, mode='tensor'), y)
+    loss.backward()
+    optimizer.step()
+
+
+def latency_ratio(pruned, full, batch, repeats):
+    """Pruned / unpruned inference time on the same ``batch`` of inputs."""
+    x = torch.randn(batch, 3, 32, 32)
+    times = {pruned: [], full: []}
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # alternate, so load hits both alike
+            for model in times:
+                t = time.perf_counter()
+                model(x, mode='tensor')
+                times[model].append(time.perf_counter() - t)
+    median = {m: statistics.median(ts[1:]) for m, ts in times.items()}
+    return median[pruned] / median[full]
+
+
+def benchmark(name, batch, repeats, ratio, round_to):
+    model, x, y, optimizer = setup(name, batch)
+    model.train()
+    graph = ChannelGraph(model, x[:2], tensor_forward, ['backbone'])
+    total, per_layer = measure_flops(model, x[:1], tensor_forward)
+    crit = GradientNorm()
+    pruner = ChannelPruner(
+        graph,
+        crit,
+        target='flops',
+        soft_steps=0,
+        round_to=round_to,
+        flops=FlopsEstimate(total, per_layer, graph.groups()))
+
+    def step():
+        train_step(model, x, y, optimizer)
+
+    plain = timed(step, repeats)
+    handle = optimizer.register_step_pre_hook(
+        lambda *_: crit.update(pruner.groups))
+    with_crit = timed(step, repeats)
+    handle.remove()
+    # criterion time alone, on the last step's gradients
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(model(x, mode='tensor'), y).backward()
+    update = timed(lambda: crit.update(pruner.groups), repeats)
+
+    # one hard-prune event: every group loses its weakest channels
+    t = time.perf_counter()
+    pruner.step(ratio, last=True, optimizers=[optimizer])
+    prune_event = time.perf_counter() - t
+    after = timed(step, repeats)  # training goes on, with the momentum
+
+    # Torch-Pruning's own pruner on an identical fresh model
+    ref, rx, _, _ = setup(name, batch)
+    tp_pruner = tp.pruner.MetaPruner(
+        ref,
+        rx[:2],
+        importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruning_ratio=ratio,
+        iterative_steps=1,
+        forward_fn=tensor_forward,
+        ignored_layers=[ref.head.fc])
+    t = time.perf_counter()
+    tp_pruner.step()
+    tp_event = time.perf_counter() - t
+
+    # inference latency, pruned versus a fresh unpruned model
+    pruned_flops, _ = measure_flops(model, x[:1], tensor_forward)
+    full = setup(name, 1)[0]
+    model.eval(), full.eval()
+    return dict(
+        model=name,
+        train_step_s=plain,
+        criterion_overhead=(with_crit - plain) / plain,
+        criterion_update_ratio=update / plain,
+        prune_event_s=prune_event,
+        prune_event_ratio=prune_event / plain,
+        tp_prune_ratio=tp_event / plain,
+        step_after_prune_s=after,
+        flops_ratio=pruned_flops / total,
+        latency_ratio=latency_ratio(model, full, 1, repeats * 8),
+        latency_ratio_b32=latency_ratio(model, full, 32, repeats),
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=128)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--ratio', type=float, default=0.5,
+                        help='FLOPs share removed by the hard-prune event')
+    parser.add_argument('--round-to', type=int, default=1,
+                        help='round kept channels to a multiple of this')
+    parser.add_argument('--models', nargs='+', default=list(MODELS_CFG))
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'batch {args.batch}, CIFAR 32x32, CPU')
+    rows = [
+        benchmark(m, args.batch, args.repeats, args.ratio, args.round_to)
+        for m in args.models
+    ]
+    header = ('model', 'train step', 'criterion/step', 'prune/step',
+              'TP prune/step', 'FLOPs ratio', 'latency ratio b1 (b32)',
+              'lat/FLOPs b1')
+    print(' | '.join(header))
+    for r in rows:
+        print(' | '.join([
+            r['model'], f'{r["train_step_s"] * 1e3:.0f} ms',
+            f'{r["criterion_update_ratio"]:.3f} '
+            f'({r["criterion_overhead"]:+.3f} measured)',
+            f'{r["prune_event_ratio"]:.3f} ({r["prune_event_s"] * 1e3:.0f} '
+            'ms)', f'{r["tp_prune_ratio"]:.3f}', f'{r["flops_ratio"]:.3f}',
+            f'{r["latency_ratio"]:.3f} ({r["latency_ratio_b32"]:.3f})',
+            f'{r["latency_ratio"] / r["flops_ratio"]:.3f}'
+        ]))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
