@@ -6,6 +6,7 @@ import shutil
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmengine.registry import DefaultScope
 
 from conftest import config_path
 from prunedet.datasets.synthetic_voc import write_shapes_voc
@@ -17,6 +18,11 @@ from runner_utils import build_runner
 from test_tools_and_readme import load_tool
 
 DEMO_RPGP = config_path('demo', 'faster_rcnn_vgg16_shapes_rpgp.py')
+
+
+def build_detector(config):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(load_config(config).model)
 
 
 @pytest.fixture(scope='module')
@@ -64,8 +70,7 @@ def test_rpgp_trains_evaluates_and_the_checkpoint_tests_alone(
 
 
 def test_hard_prune_of_the_backbone_follows_into_the_heads(shapes_root):
-    cfg = load_config(DEMO_RPGP)
-    model = MODELS.build(cfg.model)
+    model = build_detector(DEMO_RPGP)
     model.eval()
     x = torch.randn(1, 3, 128, 128)
     graph = ChannelGraph(model, x, two_stage_forward, ['backbone'])
@@ -107,3 +112,27 @@ def test_missing_annotations_are_named_before_training(tmp_path,
     with pytest.raises(FileNotFoundError, match=r"000003"):
         runner.train()
     assert not os.path.exists(str(tmp_path / 'work' / 'iter_8.pth'))
+
+
+def test_imagenet_vgg16_weights_load_into_the_detector(tmp_path):
+    import torchvision
+    from mmengine.runner import load_checkpoint
+    src = str(tmp_path / 'vgg16.pth')
+    vgg = torchvision.models.vgg16(weights=None)
+    torch.save(vgg.state_dict(), src)
+    voc = config_path('faster_rcnn_vgg16_voc.py')
+    # the backbone alone, by torchvision key names, through init_cfg
+    from prunedet.models.backbones import VGG16
+    backbone = VGG16(init_cfg=dict(type='Pretrained', checkpoint=src))
+    backbone.init_weights()
+    torch.testing.assert_close(backbone.features[28].weight,
+                               vgg.features[28].weight)  # conv5_3
+    # fc6/fc7 too, through the converter
+    dst = str(tmp_path / 'frcnn.pth')
+    load_tool('model_converters/vgg16_to_faster_rcnn').main([src, dst])
+    fresh = build_detector(voc)
+    load_checkpoint(fresh, dst, strict=False)
+    torch.testing.assert_close(fresh.roi_head.bbox_head.shared_fcs[0].weight,
+                               vgg.classifier[0].weight)
+    torch.testing.assert_close(fresh.backbone.features[0].bias,
+                               vgg.features[0].bias)

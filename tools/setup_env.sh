@@ -31,7 +31,8 @@ if ! "$py" -c "import mmcv, mmcv.ops" 2>/dev/null; then
   wheels="${PRUNEDET_WHEELS:-$root/../shared/wheels}"
   whl=""
   if [[ -d "$wheels" ]]; then
-    whl="$(ls "$wheels"/mmcv-2.1.0-cp3*-linux_x86_64.whl 2>/dev/null | head -n1 || true)"
+    tag="$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+    whl="$(ls "$wheels"/mmcv-2.1.0-$tag-$tag-linux_x86_64.whl 2>/dev/null | head -n1 || true)"
     if [[ -n "$whl" && -f "$wheels/SHA256SUMS" ]]; then
       (cd "$wheels" && sha256sum --quiet -c SHA256SUMS) || { echo "setup: checksum mismatch in $wheels, building mmcv instead" >&2; whl=""; }
     fi

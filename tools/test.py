@@ -11,33 +11,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import prunedet  # noqa: E402,F401  (registers prunedet's modules)
 from mmengine.runner import Runner  # noqa: E402
-from prunedet.utils.config import DictAction, load_config  # noqa: E402
+from prunedet.utils.config import add_common_args, config_from_args  # noqa: E402,E501
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the results')
     parser.add_argument(
         '--out', help='dump the metrics (and predictions) to this file')
-    parser.add_argument(
-        '--data-root', help='dataset folder, replacing the config\'s one')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy format')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -45,8 +29,7 @@ def main(argv=None):
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.data_root, args.launcher)
+    cfg = config_from_args(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.out:

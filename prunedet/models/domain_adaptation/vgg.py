@@ -29,8 +29,11 @@ class TorchvisionVGG16(BaseModule):
         pool_size: side of the adaptive average pooling before fc6 (7: the
             conv5 map of a 224x224 input passes unchanged).
         dropout: after fc6 and fc7.
-        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=...)``; without
-            it the layers are initialised like torchvision's VGG.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=...)``. Without
+            it convs are initialised like torchvision's VGG and fc6/fc7 with
+            He's normal init on the fan-in: torchvision's fixed std of 0.01
+            matches that only for the full-size fc6, and starves the signal
+            of narrower variants trained from scratch.
 
     Returns (forward): a 1-tuple with the fc7 features ``(N, fc_channels)``.
     """
@@ -62,7 +65,7 @@ class TorchvisionVGG16(BaseModule):
                     m.weight, mode='fan_out', nonlinearity='relu')
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:

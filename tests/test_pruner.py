@@ -1,0 +1,86 @@
+"""Channel selection: ratios, FLOPs targets, soft versus hard pruning."""
+import pytest
+import torch
+
+from models import build_classifier, graph_of
+from prunedet.criteria import L1Norm
+from prunedet.pruning.flops import FlopsEstimate, measure_flops
+from prunedet.pruning.pruner import ChannelPruner
+from prunedet.pruning.tracing import tensor_forward
+
+
+def make_pruner(arch='resnet20', **kwargs):
+    model, x = build_classifier(arch)
+    graph = graph_of(model, x[:2])
+    total, per_layer = measure_flops(model, x[:1], tensor_forward)
+    pruner = ChannelPruner(
+        graph, L1Norm(), flops=FlopsEstimate(total, per_layer,
+                                             graph.groups()), **kwargs)
+    return model, x, pruner, total
+
+
+def channels(pruner):
+    return {name: kept for name, (kept, _) in pruner.channels().items()}
+
+
+def test_channel_ratio_per_layer_with_rounding_and_minimum():
+    _, _, pruner, _ = make_pruner(round_to=4, min_channels=8)
+    pruner.step(0.6, last=True)
+    for name, kept in channels(pruner).items():
+        original = pruner.original[name]
+        assert kept % 4 == 0 and kept >= 8
+        assert kept == max(8, -(-original * 0.4 // 4) * 4)
+
+
+@pytest.mark.parametrize('global_ranking', [False, True])
+def test_flops_target_is_met_as_measured(global_ranking):
+    model, x, pruner, total = make_pruner(
+        target='flops', global_ranking=global_ranking)
+    pruner.step(0.4, last=True)
+    measured, _ = measure_flops(model, x[:1], tensor_forward)
+    assert abs(measured / total - 0.6) <= 0.02
+    assert pruner.flops(channels(pruner)) == pytest.approx(measured,
+                                                           rel=1e-3)
+    if global_ranking:  # layers are no longer cut alike
+        fractions = {k / pruner.original[n]
+                     for n, k in channels(pruner).items()}
+        assert len(fractions) > 2
+
+
+def test_soft_then_hard_after_soft_steps():
+    model, x, pruner, _ = make_pruner(soft_steps=1)
+    result = pruner.step(0.25)
+    assert result.hard == 0 and result.soft > 0
+    assert channels(pruner) == pruner.original  # zeroed, not removed
+    conv = model.backbone.layer1[0].conv1
+    zeroed = (conv.weight.flatten(1).abs().sum(1) == 0).sum().item()
+    assert zeroed == 16 - 12
+    # the zeroed channels have the lowest L1 norm: selected again, removed
+    result = pruner.step(0.25)
+    assert result.soft == 0 and result.hard > 0
+    assert model.backbone.layer1[0].conv1.out_channels == 12
+
+
+def test_psfp_keeps_zeroed_channels_until_the_last_step():
+    model, _, pruner, _ = make_pruner(soft_steps=None)
+    for ratio in (0.1, 0.2, 0.3):
+        assert pruner.step(ratio).hard == 0
+    assert model.backbone.layer3[0].conv1.out_channels == 64
+    assert pruner.step(0.4, last=True).soft == 0
+    assert model.backbone.layer3[0].conv1.out_channels == 38
+
+
+def test_remove_ratio_splits_each_selection():
+    model, _, pruner, _ = make_pruner(soft_steps=None, remove_ratio=0.5)
+    result = pruner.step(0.5)
+    assert result.hard == pytest.approx(result.soft, abs=12)
+    assert model.backbone.layer3[0].conv1.out_channels == 48
+
+
+def test_reinit_gives_soft_pruned_filters_fresh_weights():
+    model, _, pruner, _ = make_pruner(soft_steps=None, soft_mode='reinit')
+    before = model.backbone.layer3[0].conv1.weight.detach().clone()
+    pruner.step(0.5)
+    after = model.backbone.layer3[0].conv1.weight
+    changed = (after != before).flatten(1).any(1)
+    assert changed.sum() == 32 and after[changed].abs().sum() > 0
