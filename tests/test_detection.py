@@ -67,6 +67,11 @@ def test_rpgp_trains_evaluates_and_the_checkpoint_tests_alone(
         'test_dataloader.persistent_workers=False'
     ])
     assert metrics['pascal_voc/mAP'] == pytest.approx(val, abs=1e-4)
+    report, plot = load_tool('analysis/pruning_report').main([str(tmp_path)])
+    line = next(row for row in report.splitlines()
+                if row.startswith('backbone.features.40 '))
+    assert line.split()[1:3] == [str(conv5_3), '128']
+    assert 'FLOPs' in report and osp.getsize(plot) > 10000
 
 
 def test_hard_prune_of_the_backbone_follows_into_the_heads(shapes_root):

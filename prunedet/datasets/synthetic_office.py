@@ -1,4 +1,4 @@
-"""A small Office-31-like dataset in the real folder layout, for tests and demos.
+"""A small Office-31-like dataset in the real folder layout (tests, demos).
 
 Every class is a fixed random silhouette (smooth blobs); every sample places
 it at a random offset with a random tone. The domains render the same
@@ -18,14 +18,18 @@ from PIL import Image, ImageFilter
 from .office31 import OFFICE31_CLASSES
 
 # background level, object level, colour cast (RGB gains), blur radius,
-# noise std, amplitude of a striped background texture
+# noise std, amplitude of a striped background texture. The shift is sized so
+# that a small VGG-16 trained on amazon keeps some accuracy on the other
+# domains (about 10% on webcam, 35% on dslr; chance is 3%) and adaptation has
+# room to work: with a stronger cast and darker webcam images, source-only
+# and MMD models both stayed near chance.
 DOMAIN_STYLES: Dict[str, dict] = {
     'amazon': dict(bg=0.95, fg=0.25, cast=(1., 1., 1.), blur=0., noise=0.02,
                    stripes=0.),
-    'webcam': dict(bg=0.45, fg=0.15, cast=(0.75, 0.9, 1.25), blur=1.,
-                   noise=0.10, stripes=0.),
-    'dslr': dict(bg=0.70, fg=0.30, cast=(1.2, 1.0, 0.75), blur=1.5,
-                 noise=0.03, stripes=0.15),
+    'webcam': dict(bg=0.75, fg=0.20, cast=(0.9, 0.95, 1.1), blur=0.7,
+                   noise=0.05, stripes=0.),
+    'dslr': dict(bg=0.85, fg=0.30, cast=(1.1, 1.0, 0.9), blur=1.0,
+                 noise=0.03, stripes=0.1),
 }
 
 

@@ -38,7 +38,7 @@ train_dataloader = dict(
             data_root=data_root,
             domain='webcam',
             pipeline=train_pipeline)),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # trained by iters
 )
 val_dataloader = dict(
     batch_size=64,

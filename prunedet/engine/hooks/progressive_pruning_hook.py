@@ -28,6 +28,14 @@ def build_criterion(cfg: Union[dict, BaseCriterion]) -> BaseCriterion:
     return CRITERIA.build(cfg if isinstance(cfg, dict) else dict(type=name))
 
 
+def _si(count: float) -> str:
+    """3.2G, 41.5M, 6.1K: counts of every size stay readable."""
+    for factor, unit in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if count >= factor:
+            return f'{count / factor:.3g}{unit}'
+    return f'{count:.0f}'
+
+
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -207,12 +215,13 @@ class ProgressivePruningHook(Hook):
             self._rewrap(runner)
             runner.logger.info(
                 f'Rebuilt the pruned architecture: {len(changed)} layers '
-                f'reshaped, {count_params(model) / 1e6:.3f}M parameters')
+                f'reshaped, {_si(count_params(model))} parameters')
         self.load_state_dict(state)
 
     # --- pruning ------------------------------------------------------
 
-    def _example_inputs(self, runner, data_batch) -> torch.Tensor:
+    def _example_inputs(self, data_batch) -> torch.Tensor:
+        """Two samples to trace: the configured shape, or the first batch."""
         model = self.model
         device = next(model.parameters()).device
         if self.input_shape is not None:
@@ -222,7 +231,7 @@ class ProgressivePruningHook(Hook):
 
     def _build(self, runner, data_batch) -> None:
         model = self.model
-        inputs = self._example_inputs(runner, data_batch)
+        inputs = self._example_inputs(data_batch)
         forward = trace_forward(model)
         graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip)
         if not graph.roots:
@@ -253,8 +262,8 @@ class ProgressivePruningHook(Hook):
             f'{type(self.criterion).__name__}, {self.schedule.num_steps} '
             f'steps to {self.schedule.target:.0%} of the {self.target} by '
             f'{"epoch" if self.by_epoch else "iteration"} '
-            f'{self.schedule.end}; now {count_params(model) / 1e6:.3f}M '
-            f'params, {total / 1e9:.3f} GFLOPs at input '
+            f'{self.schedule.end}; now {_si(count_params(model))} params, '
+            f'{_si(total)} FLOPs at input '
             f'{tuple(inputs.shape[1:])}')
 
     def _on_step(self, optimizer, args, kwargs) -> None:
@@ -277,7 +286,7 @@ class ProgressivePruningHook(Hook):
             f'({unit} {done}): ratio {result.ratio:.3f} of the '
             f'{self.target}, {result.soft} soft + {result.hard} hard pruned; '
             f'channels {kept}/{total}, params '
-            f'{count_params(self.model) / 1e6:.3f}M, FLOPs '
+            f'{_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
         ]
         lines += [
@@ -299,8 +308,8 @@ class ProgressivePruningHook(Hook):
         self.flops_ratio = total / self.original_flops
         runner.logger.info(
             f'Pruning finished: {len(graph.roots)} groups, '
-            f'{count_params(self.model) / 1e6:.3f}M params, measured '
-            f'{total / 1e9:.3f} GFLOPs = {self.flops_ratio:.1%} of the '
+            f'{_si(count_params(self.model))} params, measured '
+            f'{_si(total)} FLOPs = {self.flops_ratio:.1%} of the '
             'original')
 
     def _remove_grad_hooks(self) -> None:

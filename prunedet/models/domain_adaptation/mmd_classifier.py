@@ -4,11 +4,11 @@ Training batches come from :class:`~prunedet.datasets.DomainPairDataset`:
 labelled source images plus as many unlabelled target images
 (``target_inputs``). Both go through the network in one pass; the loss is
 
-    cross-entropy(source) + lambda(p) * MK-MMD(source features, target features)
+    CE(source) + lambda(p) * MK-MMD(source features, target features)
 
 on the neck's output (the bottleneck, the "adaptation head"). ``lambda``
 ramps up as ``2 / (1 + exp(-gamma * p)) - 1`` with ``p`` the progress of
-training (Ganin & Lempitsky's schedule, used by DAN's public code): the
+training (Ganin & Lempitsky's schedule, as in the public TCP code): the
 classifier first learns from the source before the alignment weighs in.
 
 Everything else (prediction, ``mode='tensor'``, the head, evaluation on the
