@@ -1,16 +1,10 @@
 # L1-norm baseline: train half the schedule, prune the backbone once by filter
 # L1 norm to 30% fewer FLOPs, fine-tune the rest.
-_base_ = ['./faster_rcnn_vgg16_voc.py']
+_base_ = ['./faster_rcnn_vgg16_voc.py', './_base_/pruning/l1.py']
 custom_hooks = [
     dict(
-        type='ProgressivePruningHook',
-        criterion=dict(type='L1Norm'),
+        _base_.custom_hooks[0],
         target='flops',
         target_ratio=0.3,
-        by_epoch=True,
-        interval=None,
-        end=0.5,
-        soft_steps=0,
-        prunable=['backbone'],
         input_shape=(3, 600, 1000)),
 ]

@@ -1,17 +1,11 @@
 # RPGP on Faster R-CNN VGG16: every 500 iterations the backbone filters with
 # the lowest |dL/dW * W| go, towards 30% fewer FLOPs at the VOC test size
 # (the seed: 250G -> 174G). Cutting conv5_3 also cuts the RPN conv and fc6.
-_base_ = ['./faster_rcnn_vgg16_voc.py']
+_base_ = ['./faster_rcnn_vgg16_voc.py', './_base_/pruning/rpgp.py']
 custom_hooks = [
     dict(
-        type='ProgressivePruningHook',
-        criterion=dict(type='GradientNorm'),
-        target='flops',
+        _base_.custom_hooks[0],
         target_ratio=0.3,
-        by_epoch=False,
         interval=500,
-        end=0.75,
-        soft_steps=1,
-        prunable=['backbone'],
         input_shape=(3, 600, 1000)),
 ]
