@@ -43,7 +43,8 @@ if ! "$py" -c "import mmcv, mmcv.ops" 2>/dev/null; then
   else
     echo "setup: building mmcv 2.1.0 from source (about 10 minutes on 2 cores)"
     build="$(mktemp -d)"
-    "$py" -m pip download -q --no-deps --no-binary :all: mmcv==2.1.0 -d "$build"
+    "$py" -m pip download -q --no-deps --no-build-isolation --no-binary :all: \
+      mmcv==2.1.0 -d "$build"
     tar -xzf "$build"/mmcv-2.1.0.tar.gz -C "$build"
     sed -i 's/-std=c++17/-std=c++20/g' "$build/mmcv-2.1.0/setup.py"
     MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip wheel -q --no-build-isolation --no-deps \
