@@ -17,7 +17,9 @@ if [[ -f "$stamp" ]] && cmp -s "$stamp" <(cat requirements.txt pyproject.toml to
 fi
 
 [[ -x "$py" ]] || python3 -m venv "$venv"
-pip=("$py" -m pip install --disable-pip-version-check -q)
+# every install obeys the pins (torch would otherwise pull a setuptools
+# without pkg_resources, which mmcv's setup.py and mmdet need)
+pip=("$py" -m pip install --disable-pip-version-check -q -c "$root/requirements.txt")
 export PIP_NO_WARN_SCRIPT_LOCATION=1
 "${pip[@]}" "setuptools<82" wheel ninja
 
