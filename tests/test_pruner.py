@@ -1,6 +1,5 @@
 """Channel selection: ratios, FLOPs targets, soft versus hard pruning."""
 import pytest
-import torch
 
 from models import build_classifier, graph_of
 from prunedet.criteria import L1Norm

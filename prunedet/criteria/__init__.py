@@ -3,9 +3,9 @@ from .activation import TaylorActivation
 from .base import BaseCriterion
 from .gradient import GradientL1, GradientNorm, TaylorWeight
 from .magnitude import L1Norm, L2Norm, Random
-from .tcp import TCP  # noqa: F401
+from .tcp import TCP
 
 __all__ = [
     'BaseCriterion', 'GradientNorm', 'TaylorWeight', 'GradientL1', 'L1Norm',
-    'L2Norm', 'Random', 'TaylorActivation'
+    'L2Norm', 'Random', 'TaylorActivation', 'TCP'
 ]

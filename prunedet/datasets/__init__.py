@@ -1,8 +1,9 @@
 from .offline_classification import (OfflineCIFAR10, OfflineFashionMNIST,
                                      OfflineMNIST)
-from .office31 import DomainPairDataset, Office31  # noqa: F401
+from .office31 import DomainPairDataset, Office31
 from .voc import CheckedVOCDataset
 
 __all__ = [
-    'OfflineMNIST', 'OfflineFashionMNIST', 'OfflineCIFAR10', 'CheckedVOCDataset'
+    'OfflineMNIST', 'OfflineFashionMNIST', 'OfflineCIFAR10', 'CheckedVOCDataset',
+    'Office31', 'DomainPairDataset'
 ]

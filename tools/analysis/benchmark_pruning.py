@@ -14,7 +14,6 @@ For VGG-19 (BN) and ResNet-56 at CIFAR size, on this machine's CPU:
     python tools/analysis/benchmark_pruning.py [--batch 128] [--repeats 5]
 """
 import argparse
-import copy
 import os.path as osp
 import statistics
 import sys

@@ -1,5 +1,5 @@
 """Progressive channel pruning while the model trains (PGP and RPGP)."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
