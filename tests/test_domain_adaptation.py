@@ -22,7 +22,8 @@ from prunedet.models.domain_adaptation import TorchvisionVGG16, mk_mmd
 from prunedet.models.domain_adaptation.mmd_classifier import \
     training_progress
 from prunedet.pruning.groups import ChannelGraph
-from prunedet.pruning.surgery import remove_channels, restore_architecture
+from prunedet.pruning.architecture import restore_architecture
+from prunedet.pruning.surgery import remove_channels
 from prunedet.pruning.tracing import trace_forward
 from prunedet.registry import CRITERIA
 from prunedet.utils.config import load_config
@@ -416,7 +417,7 @@ def test_pruning_while_adapting_then_test_py_on_the_checkpoint(
     # same scores as the checkpoint loaded strictly into a shrunk model
     model = MODELS.build(
         dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
-    restore_architecture(model, ckpt['pruning']['arch'])
+    restore_architecture(model, ckpt['architecture'])
     model.load_state_dict(ckpt['state_dict'])
     model.eval()
     webcam = DATASETS.build(cfg.test_dataloader.dataset)

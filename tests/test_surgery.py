@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from models import build_classifier, graph_of, randomize_bn
-from prunedet.pruning.surgery import (record_architecture, remove_channels,
-                                      restore_architecture)
+from prunedet.pruning.architecture import (record_architecture,
+                                           restore_architecture)
+from prunedet.pruning.surgery import remove_channels
 
 
 def pick(n, frac=0.3):

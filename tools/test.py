@@ -1,17 +1,18 @@
 """Evaluate a (pruned) checkpoint, like mmdet's tools/test.py.
 
-The pruned architecture is saved in the checkpoint: the config's pruning
-hook shrinks the freshly built model to it before the weights are loaded.
+The pruned architecture is recorded in the checkpoint: the freshly built
+model is shrunk to it before the weights are loaded, whatever the config's
+hooks. Loading is strict: a checkpoint that does not fit the config's model
+(missing, unexpected or misshapen weights) is an error, not a silently
+random layer.
 """
 import argparse
 import os
+import os.path as osp
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import prunedet  # noqa: E402,F401  (registers prunedet's modules)
-from mmengine.runner import Runner  # noqa: E402
-from prunedet.utils.config import add_common_args, config_from_args  # noqa: E402,E501
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import add_common_args, setup  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -29,15 +30,21 @@ def main(argv=None):
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = config_from_args(args)
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
+    cfg = setup(args, checkpoint=args.checkpoint)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from prunedet.engine.runner_model import load_checkpoint
+
+    cfg.load_from, cfg.resume = None, False
     if args.out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='DumpResults', out_file_path=args.out))
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+        RUNNERS.build(cfg)
+    load_checkpoint(runner, args.checkpoint, strict=True)
     metrics = runner.test()
     print(metrics)
     return metrics

@@ -1,13 +1,10 @@
 """Train (and prune) a model from a config, like mmdet's tools/train.py."""
 import argparse
-import os
+import os.path as osp
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import prunedet  # noqa: E402,F401  (registers prunedet's modules)
-from mmengine.runner import Runner  # noqa: E402
-from prunedet.utils.config import add_common_args, config_from_args  # noqa: E402,E501
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import add_common_args, setup  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -18,8 +15,8 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from the given checkpoint, or from the latest one in '
-        'the work dir when no path is given')
+        help='resume from the given checkpoint, or from the newest complete '
+        'one in the work dir when no path is given')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
@@ -36,20 +33,49 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = config_from_args(args)
+    resume = args.resume if args.resume not in (None, 'auto') else None
+    cfg = setup(args, checkpoint=resume)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from prunedet.engine.checkpoints import find_resume_checkpoint
+
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
-        cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    runner = Runner.from_cfg(cfg)
+        scale = cfg.get('auto_scale_lr') or {}
+        if 'base_batch_size' not in scale:
+            raise ValueError(
+                f'--auto-scale-lr: {args.config} has no '
+                'auto_scale_lr.base_batch_size (the total batch size its lr '
+                'was tuned for); add auto_scale_lr = dict(base_batch_size=N)')
+        cfg.auto_scale_lr = dict(scale, enable=True)
+    if args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+    if cfg.get('resume') and not cfg.get('load_from'):
+        # mmengine follows only `last_checkpoint` and starts from scratch
+        # (overwriting) without it; take the newest complete checkpoint
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir, _Warn())
+        if cfg.load_from is None:
+            cfg.resume = False
+            print(f'--resume: no checkpoint in {cfg.work_dir}, starting '
+                  'from scratch')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+        RUNNERS.build(cfg)
     runner.train()
+    return runner
+
+
+class _Warn:
+    """Warnings before the runner (and its logger) exist."""
+
+    @staticmethod
+    def warning(msg):
+        print(f'WARNING: {msg}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
-"""Runner-side pieces: the pruning hook and safe checkpoint I/O."""
-from . import checkpoint_io  # noqa: F401  (installs the loader and backend)
-from .hooks import ProgressivePruningHook
+"""Runner-side pieces: the hooks, safe checkpoint I/O, the runner's model."""
+from . import checkpoints  # noqa: F401  (registers the 'atomic_local' backend)
+from .hooks import ProgressivePruningHook, SafeCheckpointHook
 
-__all__ = ['ProgressivePruningHook']
+__all__ = ['ProgressivePruningHook', 'SafeCheckpointHook']

@@ -1,5 +1,4 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
-import argparse
 import os
 import os.path as osp
 from typing import Any, Optional
@@ -58,28 +57,3 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """The options mmdet's and mmpretrain's train and test tools share."""
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--data-root', help='dataset folder, replacing the config\'s one')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy format')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return load_config(args.config, args.cfg_options, args.work_dir,
-                       args.data_root, args.launcher)

@@ -14,12 +14,12 @@ import json
 import os.path as osp
 import sys
 
-import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-import prunedet  # noqa: E402,F401  (checkpoint loading on torch >= 2.6)
+from prunedet.engine.checkpoints import load_file, trust  # noqa: E402
+from prunedet.engine.runner_model import architecture_of  # noqa: E402
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -46,11 +46,11 @@ def training_curve(work_dir: str):
     return rows
 
 
-def table(state: dict, weights: dict) -> str:
+def table(state: dict, arch: dict, weights: dict) -> str:
     original = state['original']
     lines = [f'{"layer (channel group)":<40} {"kept":>6} {"of":>6} {"%":>6}']
     for name, total in original.items():
-        kept = state['arch'][name][1]
+        kept = arch[name][1]
         lines.append(f'{name:<40} {kept:>6} {total:>6} '
                      f'{100 * kept / total:>5.1f}%')
     params = sum(v.numel() for k, v in weights.items()
@@ -92,14 +92,21 @@ def main(argv=None):
     parser.add_argument('--checkpoint', help='default: the last one')
     parser.add_argument(
         '--out', help='plot file (default: WORK_DIR/pruning_report.png)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint fully (it may run code)')
     args = parser.parse_args(argv)
     ckpt_path = args.checkpoint or last_checkpoint(args.work_dir)
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    if args.trust_checkpoint:
+        trust([ckpt_path])
+    ckpt = load_file(ckpt_path, map_location='cpu')
     if 'pruning' not in ckpt:
         raise KeyError(f'{ckpt_path} was not written by a pruning run '
                        '(no ProgressivePruningHook state)')
     print(f'checkpoint: {ckpt_path}')
-    report = table(ckpt['pruning'], ckpt['state_dict'])
+    report = table(ckpt['pruning'], architecture_of(ckpt)['channels'],
+                   ckpt['state_dict'])
     print(report)
     rows = training_curve(args.work_dir)
     out = args.out or osp.join(args.work_dir, 'pruning_report.png')

@@ -3,17 +3,17 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS
 
 from prunedet.criteria import BaseCriterion
+from prunedet.engine.checkpoints import from_plain, to_plain
+from prunedet.engine.runner_model import (optimizers as _optimizers,
+                                          restore_in_runner, rewrap,
+                                          save_architecture, unwrap as _unwrap)
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import ChannelGraph
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
 from prunedet.pruning.schedules import PruningSchedule
-from prunedet.pruning.surgery import (rebind_optimizer, record_architecture,
-                                      restore_architecture)
 from prunedet.pruning.tracing import trace_forward
 from prunedet.registry import CRITERIA
 
@@ -34,19 +34,6 @@ def _si(count: float) -> str:
         if count >= factor:
             return f'{count / factor:.3g}{unit}'
     return f'{count:.0f}'
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
-
-
-def _optimizers(runner) -> List[torch.optim.Optimizer]:
-    wrapper = runner.optim_wrapper
-    if isinstance(wrapper, OptimWrapperDict):
-        return [w.optimizer for w in wrapper.optim_wrappers.values()]
-    if isinstance(wrapper, OptimWrapper):
-        return [wrapper.optimizer]
-    return []  # not built: test mode
 
 
 @HOOKS.register_module()
@@ -194,29 +181,17 @@ class ProgressivePruningHook(Hook):
         self.criterion.detach()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        to_plain(checkpoint)
+        save_architecture(runner, checkpoint)
         checkpoint['pruning'] = self.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Shrink the model to the saved architecture before its weights
         are loaded, and point the optimizer at the new parameters."""
-        state = checkpoint.get('pruning')
-        if state is None:
-            return
-        model = _unwrap(runner.model)
-        before = dict(model.named_parameters())
-        changed = restore_architecture(model, state['arch'])
-        if changed:
-            renamed = {
-                before[n]: p
-                for n, p in model.named_parameters() if before[n] is not p
-            }
-            for optimizer in _optimizers(runner):
-                rebind_optimizer(optimizer, renamed)
-            self._rewrap(runner)
-            runner.logger.info(
-                f'Rebuilt the pruned architecture: {len(changed)} layers '
-                f'reshaped, {_si(count_params(model))} parameters')
-        self.load_state_dict(state)
+        from_plain(checkpoint)
+        restore_in_runner(runner, checkpoint)
+        if checkpoint.get('pruning') is not None:
+            self.load_state_dict(checkpoint['pruning'])
 
     # --- pruning ------------------------------------------------------
 
@@ -275,7 +250,7 @@ class ProgressivePruningHook(Hook):
             self.schedule.ratio(done), last, _optimizers(runner))
         self.steps_done += 1
         if result.hard:
-            self._rewrap(runner)
+            rewrap(runner)
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
         kept = sum(c[0] for c in result.channels.values())
@@ -317,13 +292,6 @@ class ProgressivePruningHook(Hook):
             handle.remove()
         self._grad_hooks = []
 
-    @staticmethod
-    def _rewrap(runner) -> None:
-        """A distributed wrapper registered the old parameters: wrap anew."""
-        if is_model_wrapper(runner.model):
-            runner.model = runner.wrap_model(
-                runner.cfg.get('model_wrapper_cfg'), runner.model.module)
-
     # --- state --------------------------------------------------------
 
     def state_dict(self) -> dict:
@@ -331,7 +299,6 @@ class ProgressivePruningHook(Hook):
         if self.pruner is not None:
             state.update(self.pruner.state_dict())
         state.update(
-            arch=record_architecture(self.model),
             steps_done=self.steps_done,
             finished=self.finished,
             original_flops=self.original_flops,

@@ -1,0 +1,76 @@
+"""The architecture of a pruned model, as saved in its checkpoints.
+
+A pruned checkpoint's weights do not fit the model its config builds. The
+record saved beside them says how every layer was reshaped, so that a fresh
+model can be shrunk to it before the weights are loaded: ``--resume``,
+``load_from``, ``tools/test.py`` and deployment all rebuild a pruned model
+from the config and the checkpoint alone.
+
+Record format (plain data, safe to unpickle)::
+
+    {'channels': {layer name: [in channels, out channels]}}
+
+for every conv, linear and norm layer whose counts Torch-Pruning knows.
+"""
+from typing import Dict, List
+
+import torch.nn as nn
+import torch_pruning as tp
+
+ARCH_KEY = 'architecture'
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase,
+           nn.GroupNorm, nn.LayerNorm)
+
+
+def _pruner(module: nn.Module):
+    if not isinstance(module, _LAYERS):
+        return None
+    return tp.pruner.function.PrunerBox.get(tp.ops.module2type(module))
+
+
+def record_architecture(model: nn.Module) -> dict:
+    """What is needed to rebuild the pruned shapes of ``model``."""
+    channels = {}
+    for name, module in model.named_modules():
+        pruner = _pruner(module)
+        if pruner is not None:
+            channels[name] = [
+                pruner.get_in_channels(module),
+                pruner.get_out_channels(module)
+            ]
+    return {'channels': channels}
+
+
+def restore_architecture(model: nn.Module, record: dict) -> List[str]:
+    """Shrink a freshly built ``model`` to ``record`` (the values are then
+    loaded from the checkpoint). Returns the names of the changed layers.
+
+    Raises ``KeyError``/``ValueError`` naming the layer when the record does
+    not describe this model (another config, a wider checkpoint).
+    """
+    channels: Dict[str, List[int]] = record.get('channels', record)
+    modules = dict(model.named_modules())
+    missing = sorted(set(channels) - set(modules))
+    if missing:
+        raise KeyError('the checkpoint records pruned layers that this model '
+                       f'does not have: {missing[:5]}')
+    changed = []
+    for name, (num_in, num_out) in channels.items():
+        module = modules[name]
+        pruner = _pruner(module)
+        if pruner is None:
+            raise ValueError(f'{name} is a {type(module).__name__} in this '
+                             'model, not a prunable layer as in the checkpoint')
+        cur_in = pruner.get_in_channels(module)
+        cur_out = pruner.get_out_channels(module)
+        if num_out > cur_out or num_in > cur_in:
+            raise ValueError(f'{name}: the checkpoint has {num_in}->{num_out} '
+                             f'channels, this model only {cur_in}->{cur_out}')
+        if num_out < cur_out:
+            pruner.prune_out_channels(module, list(range(num_out, cur_out)))
+        # norm layers share one count for in and out
+        if num_in < cur_in and pruner.get_in_channels(module) > num_in:
+            pruner.prune_in_channels(module, list(range(num_in, cur_in)))
+        if (num_in, num_out) != (cur_in, cur_out):
+            changed.append(name)
+    return changed

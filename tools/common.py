@@ -1,0 +1,55 @@
+"""What prunedet's tools share: their common options and the set-up behind
+them. Only ``argparse`` and mmengine's config action are imported up front,
+so ``--help`` answers at once; everything heavy loads in :func:`setup`."""
+import argparse
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The options mmdet's and mmpretrain's train and test tools share,
+    plus ``--data-root`` and ``--trust-checkpoint``."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--data-root', help='dataset folder, replacing the config\'s one')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, xxx=yyy format')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint given (or load_from) fully: it may '
+        'run code, so only for files you trust. Without it, checkpoints '
+        'load with torch.load(weights_only=True) and an allowlist')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def setup(args: argparse.Namespace, checkpoint: str = None):
+    """Import prunedet (registering its modules), read the config, make
+    checkpoint loading safe. Returns the config."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    import prunedet  # noqa: F401  (registers prunedet's modules)
+    from prunedet.engine.checkpoints import use_safe_loaders
+    from prunedet.utils.config import load_config
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.data_root, args.launcher)
+    trusted = list(cfg.get('trusted_checkpoints', None) or [])
+    if args.trust_checkpoint:
+        trusted.append(checkpoint or cfg.get('load_from'))
+    use_safe_loaders(trusted)
+    return cfg
