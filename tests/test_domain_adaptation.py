@@ -16,6 +16,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from conftest import config_path
+from prunedet.pruning.soft import mask_channels
 from prunedet.datasets.office31 import OFFICE31_CLASSES
 from prunedet.datasets.synthetic_office import write_office31
 from prunedet.models.domain_adaptation import TorchvisionVGG16, mk_mmd
@@ -294,7 +295,7 @@ def test_soft_zeroed_then_removed_channels_keep_outputs_backbone_and_head():
     for group in graph.groups():
         chosen[group.name] = torch.randperm(
             group.num_channels)[:group.num_channels // 4 + 1]
-        group.zero_(chosen[group.name])
+        mask_channels(group, chosen[group.name])
     with torch.no_grad():
         soft = model(x, mode='tensor')
     for name, channels in chosen.items():

@@ -82,27 +82,6 @@ class ChannelGroup:
     # module name -> 'out' or 'in': how the group scales each layer's cost
     members: Dict[str, str] = field(default_factory=dict)
 
-    def zero_(self, channels: torch.Tensor) -> None:
-        """Soft-prune: make the channels output exactly zero."""
-        with torch.no_grad():
-            for s in self.producers:
-                s.param.index_fill_(s.dim, s.channel_positions(channels), 0.)
-
-    def reinit_(self, channels: torch.Tensor) -> None:
-        """Soft-prune the PGP way: give the channels fresh random filters
-        (He-normal weights, unit norm scale, zero biases)."""
-        with torch.no_grad():
-            for s in self.producers:
-                p = s.param
-                pos = s.channel_positions(channels).to(p.device)
-                if s.name == 'weight' and p.dim() >= 2:
-                    fan_in = p.numel() // p.shape[s.dim]
-                    fresh = torch.randn_like(p.index_select(s.dim, pos))
-                    p.index_copy_(s.dim, pos, fresh * (2. / fan_in)**0.5)
-                else:
-                    p.index_fill_(s.dim, pos,
-                                  1. if s.name == 'weight' else 0.)
-
 
 def _index_tensors(idxs: Sequence[int], root_idxs: Sequence[int],
                    size: int) -> Tuple[Optional[torch.Tensor], ...]:

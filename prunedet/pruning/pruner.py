@@ -23,10 +23,10 @@ from torch.optim import Optimizer
 from prunedet.criteria import BaseCriterion
 from .flops import FlopsEstimate
 from .groups import ChannelGraph, ChannelGroup
-from .surgery import remove_channels, reset_optimizer_channels
+from .soft import SOFT_MODES, SOFT_PRUNE
+from .surgery import remove_channels
 
 TARGETS = ('channels', 'flops')
-SOFT_MODES = ('zero', 'reinit')
 
 
 @dataclass
@@ -222,11 +222,7 @@ class ChannelPruner:
 
     def _soft_prune(self, group: ChannelGroup, channels: torch.Tensor,
                     optimizers: List[Optimizer]) -> None:
-        if self.soft_mode == 'reinit':
-            group.reinit_(channels)
-        else:
-            group.zero_(channels)
-        reset_optimizer_channels(optimizers, group, channels)
+        SOFT_PRUNE[self.soft_mode](group, channels, optimizers)
 
     def channels(self) -> Dict[str, List[int]]:
         return {

@@ -81,19 +81,3 @@ def rebind_optimizer(optimizer: Optimizer,
                 if torch.is_tensor(v) and v.shape == p.shape else v
                 for k, v in state.items()
             }
-
-
-def reset_optimizer_channels(optimizers: Iterable[Optimizer],
-                             group: ChannelGroup,
-                             channels: torch.Tensor) -> None:
-    """Zero the state of soft-pruned channels, so they restart like new
-    filters instead of being pushed back by their old momentum."""
-    for optimizer in optimizers:
-        for s in group.producers:
-            state = optimizer.state.get(s.param)
-            if not state:
-                continue
-            positions = s.channel_positions(channels).to(s.param.device)
-            for v in state.values():
-                if torch.is_tensor(v) and v.shape == s.param.shape:
-                    v.index_fill_(s.dim, positions, 0.)

@@ -1,0 +1,121 @@
+"""Soft pruning: what a selected channel becomes before it is removed.
+
+The hook's ``soft_mode`` picks one of three forms:
+
+* ``'zero'`` (SFP/PSFP, He et al. 2018): the channel's **filter weights** in
+  the producing conv/linear layers are set to zero, nothing else. The conv
+  bias, the norm layer's gamma/beta and statistics and the weights of the
+  layers reading the channel stay, so the filter still gets a gradient
+  (batch norm renormalises its input, the consumers pass dL/dy back) and can
+  regrow; if it does, the criterion stops selecting it and it recovers.
+* ``'reinit'`` (the public PGP code): fresh He-normal filter weights instead
+  of zeros; the rest as in ``'zero'``.
+* ``'mask'``: the channel's output is held at exactly zero (filter weights,
+  biases and norm affine terms zeroed, and zeroed again after every optimizer
+  step, :func:`hold_masked`) until it is removed, or released when a later
+  step no longer selects it (:func:`release`). Training then sees the network
+  as it will be after removal.
+
+Optimizer state: the filter's *first* moments (SGD momentum, Adam's
+``exp_avg``) are reset, so the old update direction does not push the filter
+back. The *second* moments (Adam's ``exp_avg_sq``) are kept: they are the
+scale of the filter's gradients, and with them the zeroed filter's first Adam
+update is about ``(1 - beta1) * lr`` instead of the full ``lr * sign(g)``
+(or more) that zeroing both moments gives at a large ``step``.
+"""
+from typing import Iterable, List
+
+import torch
+from torch.optim import Optimizer
+
+from .groups import PRUNABLE_ROOTS, ChannelGroup, ParamSlice
+
+SOFT_MODES = ('zero', 'reinit', 'mask')
+FIRST_MOMENTS = ('momentum_buffer', 'exp_avg')
+
+
+def _filters(group: ChannelGroup) -> List[ParamSlice]:
+    """The filter weights of the conv/linear layers producing the group."""
+    return [
+        s for s in group.producers
+        if isinstance(s.module, PRUNABLE_ROOTS) and s.name == 'weight'
+    ]
+
+
+def _fill(slices: Iterable[ParamSlice], channels: torch.Tensor,
+          value: float) -> None:
+    with torch.no_grad():
+        for s in slices:
+            pos = s.channel_positions(channels).to(s.param.device)
+            s.param.index_fill_(s.dim, pos, value)
+
+
+def _reset_state(optimizers: Iterable[Optimizer], slices, channels,
+                 keys=None) -> None:
+    """Zero optimizer state of ``channels`` (only ``keys``; all if None)."""
+    for optimizer in optimizers:
+        for s in slices:
+            state = optimizer.state.get(s.param)
+            if not state:
+                continue
+            pos = s.channel_positions(channels).to(s.param.device)
+            for k, v in state.items():
+                if (keys is None or k in keys) and torch.is_tensor(v) \
+                        and v.shape == s.param.shape:
+                    v.index_fill_(s.dim, pos, 0.)
+
+
+def zero_filters(group: ChannelGroup, channels: torch.Tensor,
+                 optimizers: Iterable[Optimizer] = ()) -> None:
+    """SFP's soft pruning: zero the channels' filter weights only."""
+    filters = _filters(group)
+    _fill(filters, channels, 0.)
+    _reset_state(optimizers, filters, channels, FIRST_MOMENTS)
+
+
+def reinit_filters(group: ChannelGroup, channels: torch.Tensor,
+                   optimizers: Iterable[Optimizer] = ()) -> None:
+    """PGP's soft pruning: fresh He-normal filter weights."""
+    filters = _filters(group)
+    with torch.no_grad():
+        for s in filters:
+            p = s.param
+            pos = s.channel_positions(channels).to(p.device)
+            fan_in = p.numel() // p.shape[s.dim]
+            fresh = torch.randn_like(p.index_select(s.dim, pos))
+            p.index_copy_(s.dim, pos, fresh * (2. / fan_in)**0.5)
+    _reset_state(optimizers, filters, channels, FIRST_MOMENTS)
+
+
+def mask_channels(group: ChannelGroup, channels: torch.Tensor,
+                  optimizers: Iterable[Optimizer] = ()) -> None:
+    """Make the channels output exactly zero: every parameter producing
+    them (filters, biases, norm affine terms) and its optimizer state is
+    zeroed. Removing such channels does not change the model's outputs."""
+    _fill(group.producers, channels, 0.)
+    _reset_state(optimizers, group.producers, channels)
+
+
+hold_masked = mask_channels  # re-applied after every optimizer step
+
+
+def release(group: ChannelGroup, channels: torch.Tensor) -> None:
+    """Let masked channels train again. A fully zeroed conv-BN-ReLU channel
+    gets no gradient, so the filters restart from He-normal weights with a
+    unit norm scale and zero shifts."""
+    reinit_filters(group, channels)
+    filters = {id(s) for s in _filters(group)}
+    with torch.no_grad():
+        for s in group.producers:
+            if id(s) in filters:
+                continue
+            pos = s.channel_positions(channels).to(s.param.device)
+            norm_scale = s.name == 'weight' and s.param.dim() == 1
+            s.param.index_fill_(s.dim, pos, 1. if norm_scale else 0.)
+
+
+SOFT_PRUNE = {
+    'zero': zero_filters,
+    'reinit': reinit_filters,
+    'mask': mask_channels,
+}
