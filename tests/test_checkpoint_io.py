@@ -1,5 +1,7 @@
-"""Checkpoints load on torch >= 2.6 and are written atomically."""
+"""Checkpoints are untrusted input, written atomically, resumed safely."""
 import os
+import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -7,11 +9,63 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import save_checkpoint
 
-from prunedet.engine.checkpoints import (from_plain, load_file, to_plain,
+from conftest import config_path
+from prunedet.engine.checkpoints import (UntrustedCheckpointError,
+                                         find_resume_checkpoint, from_plain,
+                                         load_file, to_plain, use_safe_loaders,
                                          write_atomic)
+from test_tools_and_readme import load_tool
+
+RPGP = config_path('classification', 'resnet20_mnist_rpgp.py')
+QUICK = [
+    'train_cfg.max_epochs=2', 'train_dataloader.batch_size=64',
+    'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+    'test_dataloader.num_workers=0', 'custom_hooks.0.interval=2'
+]
 
 
-def test_plain_checkpoints_load_with_weights_only_and_restore(tmp_path):
+class Payload:
+    """Unpickling this runs a shell command (what an attacker would ship)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, mnist_root):
+    """A pruned run of two epochs: (work dir, its checkpoints)."""
+    work = tmp_path_factory.mktemp('trained')
+    load_tool('train').main([
+        RPGP, '--data-root', mnist_root, '--work-dir',
+        str(work), '--cfg-options', *QUICK, f'experiment_name=io_{id(work)}'
+    ])
+    return work
+
+
+@pytest.fixture
+def evil(tmp_path, trained):
+    """A real checkpoint of ours with a payload added."""
+    marker = tmp_path / 'pwned'
+    ckpt = torch.load(str(trained / 'epoch_2.pth'), weights_only=True)
+    ckpt['meta']['note'] = Payload(str(marker))
+    path = str(tmp_path / 'evil.pth')
+    torch.save(ckpt, path)
+    return path, marker
+
+
+def test_our_checkpoints_hold_plain_data_only(trained):
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        path = str(trained / name)
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) \
+            == []
+        ckpt = torch.load(path, weights_only=True)  # no allowlist needed
+        assert 'architecture' in ckpt and 'pruning' in ckpt
+
+
+def test_plain_message_hub_round_trip(tmp_path):
     path = str(tmp_path / 'a.pth')
     ckpt = {'message_hub': {'log_scalars': {
         'loss': HistoryBuffer([1., 2.], [1, 1])},
@@ -24,6 +78,127 @@ def test_plain_checkpoints_load_with_weights_only_and_restore(tmp_path):
     buf = loaded['message_hub']['log_scalars']['loss']
     assert isinstance(buf, HistoryBuffer) and buf.mean() == 1.5
     assert loaded['message_hub']['runtime_info']['eta'] == 3.5
+
+
+def test_a_crafted_checkpoint_is_refused_on_every_path(
+        tmp_path, evil, trained, mnist_root, monkeypatch):
+    path, marker = evil
+    common = ['--data-root', mnist_root, '--cfg-options', *QUICK]
+
+    def refused(run):
+        with pytest.raises(UntrustedCheckpointError,
+                           match=r'posix.system.*--trust-checkpoint'):
+            run()
+        assert not marker.exists()
+
+    # tools/test.py
+    refused(lambda: load_tool('test').main(
+        [RPGP, path, '--work-dir', str(tmp_path / 't'), *common]))
+    # --resume FILE, and load_from
+    refused(lambda: load_tool('train').main(
+        [RPGP, '--resume', path, '--work-dir', str(tmp_path / 'r'), *common]))
+    refused(lambda: load_tool('train').main(
+        [RPGP, '--work-dir', str(tmp_path / 'l'), *common,
+         f'load_from={path}']))
+    # auto-resume through last_checkpoint
+    work = tmp_path / 'auto'
+    work.mkdir()
+    shutil.copy(path, str(work / 'epoch_1.pth'))
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    refused(lambda: load_tool('train').main(
+        [RPGP, '--resume', '--work-dir', str(work), *common]))
+    # init_cfg Pretrained
+    refused(lambda: load_tool('train').main(
+        [RPGP, '--work-dir', str(tmp_path / 'i'), *common,
+         'model.backbone.init_cfg.type=Pretrained',
+         f'model.backbone.init_cfg.checkpoint={path}']))
+    # the report tool
+    shutil.copy(str(trained / 'epoch_2.pth'), str(tmp_path / 'epoch_2.pth'))
+    refused(lambda: load_tool('analysis/pruning_report').main(
+        [str(tmp_path), '--checkpoint', path]))
+    # URLs and mmengine's model names: downloaded (here: copied), refused
+    from mmengine.runner.checkpoint import _load_checkpoint
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, **kw: shutil.copy(path, dst))
+    use_safe_loaders()
+    refused(lambda: _load_checkpoint('https://example.com/evil.pth'))
+    shutil.rmtree(str(tmp_path / 'hub'))
+    refused(lambda: _load_checkpoint('modelzoo://vgg16'))
+
+
+def test_trust_checkpoint_loads_a_foreign_file_the_user_vouches_for(
+        tmp_path, trained, mnist_root):
+    """mmengine's own checkpoints pickle HistoryBuffer's methods through
+    builtins.getattr: refused by default, loaded when trusted."""
+    ckpt = torch.load(str(trained / 'epoch_2.pth'), weights_only=True)
+    from_plain(ckpt)  # back to mmengine's own format
+    path = str(tmp_path / 'mmengine.pth')
+    torch.save(ckpt, path)
+    args = [RPGP, path, '--data-root', mnist_root, '--work-dir',
+            str(tmp_path / 'test'), '--cfg-options', *QUICK]
+    with pytest.raises(UntrustedCheckpointError, match='builtins.getattr'):
+        load_tool('test').main(args)
+    metrics = load_tool('test').main(args + ['--trust-checkpoint'])
+    assert metrics['accuracy/top1'] > 10.  # trained weights, not random
+
+
+def test_pruned_checkpoint_in_an_unpruned_config_and_a_wrong_one(
+        tmp_path, trained, mnist_root):
+    ckpt = str(trained / 'epoch_2.pth')
+    args = ['--data-root', mnist_root, '--cfg-options', *QUICK[1:5]]
+    pruned = load_tool('test').main(
+        [RPGP, ckpt, '--work-dir', str(tmp_path / 'a'), *args])
+    plain_config = config_path('classification', 'resnet20_mnist.py')
+    unpruned = load_tool('test').main(
+        [plain_config, ckpt, '--work-dir', str(tmp_path / 'b'), *args])
+    assert unpruned == pruned  # rebuilt from the checkpoint's record
+    lenet = config_path('classification', 'lenet5_mnist.py')
+    with pytest.raises(Exception, match='does not fit|checkpoint records'):
+        load_tool('test').main(
+            [lenet, ckpt, '--work-dir', str(tmp_path / 'c'), *args])
+
+
+def test_resume_without_last_checkpoint_takes_the_newest_complete_one(
+        tmp_path, trained):
+    work = tmp_path / 'work'
+    shutil.copytree(str(trained), str(work))
+    os.remove(str(work / 'last_checkpoint'))
+    assert find_resume_checkpoint(str(work)) == str(work / 'epoch_2.pth')
+    # a truncated newest file: back to the previous one, with a warning
+    data = (work / 'epoch_2.pth').read_bytes()
+    (work / 'epoch_2.pth').write_bytes(data[:len(data) // 2])
+    (work / '.epoch_3.pth.x1y2.tmp').write_bytes(b'half a checkpoint')
+    warnings = []
+
+    class Log:
+        warning = staticmethod(warnings.append)
+
+    assert find_resume_checkpoint(str(work), Log) == str(work / 'epoch_1.pth')
+    assert any('incomplete' in w for w in warnings)
+    assert not (work / '.epoch_3.pth.x1y2.tmp').exists()
+    (work / 'epoch_1.pth').write_bytes(b'')
+    with pytest.raises(RuntimeError, match='every checkpoint .* incomplete'):
+        find_resume_checkpoint(str(work))
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert find_resume_checkpoint(str(empty)) is None
+
+
+def test_resume_tool_continues_from_the_newest_without_pointer(
+        tmp_path, trained, mnist_root):
+    work = tmp_path / 'work'
+    shutil.copytree(str(trained), str(work))
+    os.remove(str(work / 'last_checkpoint'))
+    before = os.path.getmtime(str(work / 'epoch_2.pth'))
+    runner = load_tool('train').main([
+        RPGP, '--resume', '--data-root', mnist_root, '--work-dir',
+        str(work), '--cfg-options', *QUICK[1:],
+        'train_cfg.max_epochs=3', f'experiment_name=resume_{id(work)}'
+    ])
+    assert runner.iter == 3 * 4  # started at epoch 2, not from scratch
+    assert os.path.getmtime(str(work / 'epoch_2.pth')) == before
+    assert (work / 'epoch_3.pth').exists()
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -42,8 +217,28 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert os.listdir(str(tmp_path)) == ['latest.pth']  # no temp left over
 
 
-def test_load_file_refuses_foreign_globals(tmp_path):
-    path = str(tmp_path / 'evil.pth')
-    torch.save({'x': HistoryBuffer([1.], [1])}, path)  # needs getattr
-    with pytest.raises(Exception, match='builtins.getattr'):
-        load_file(path)
+def test_old_checkpoints_are_deleted_only_after_the_new_one_is_written(
+        tmp_path, mnist_root, monkeypatch):
+    """mmengine's CheckpointHook deletes the oldest file first: a crash in
+    the save then leaves fewer checkpoints than max_keep_ckpts."""
+    import prunedet.engine.checkpoints as io
+    from runner_utils import build_runner, small_cfg
+    cfg = small_cfg('classification/resnet20_mnist.py', tmp_path, mnist_root,
+                    **{'default_hooks.checkpoint.max_keep_ckpts': 1})
+    real = io.write_atomic
+    calls = []
+
+    def crash_third_checkpoint(data, filepath):
+        if filepath.endswith('.pth'):
+            calls.append(filepath)
+            if len(calls) == 3:
+                raise OSError('killed while saving')
+        real(data, filepath)
+
+    monkeypatch.setattr(io, 'write_atomic', crash_third_checkpoint)
+    with pytest.raises(OSError, match='killed'):
+        build_runner(cfg).train()
+    left = sorted(p.name for p in tmp_path.glob('*.pth'))
+    assert left == ['epoch_2.pth']
+    assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
+    assert load_file(str(tmp_path / 'epoch_2.pth'))['meta']['epoch'] == 2

@@ -49,7 +49,7 @@ def test_gradient_criteria_match_hand_computation_over_two_steps(net):
         xs = x + step
         backward(model, xs)
         for c in crits.values():
-            c.update([group])
+            c.commit([group])
         tw = (w * w.grad).abs().sum((1, 2, 3)) + (b * b.grad).abs()
         expected['tw'] += tw
         expected['tw_all'] += tw + (w2 * w2.grad).abs().sum((0, 2, 3))
@@ -83,12 +83,17 @@ def test_taylor_activation_matches_hand_computation(net):
 
     handle = model.conv1.register_forward_hook(keep_output)
     backward(model, x)
+    crit.commit([group])
     handle.remove()
     h = acts[0]
+    # the paper's form: |mean over H, W of z * dL/dz| per example, averaged
+    # over the batch, L2-normalised within the layer
     expected = (h * h.grad).mean((2, 3)).abs().mean(0)
+    expected = expected / expected.norm()
     torch.testing.assert_close(crit(group), expected.detach())
     crit.detach()
     backward(model, x)  # detached: nothing more is accumulated
+    crit.commit([group])
     torch.testing.assert_close(crit(group), expected.detach())
 
 

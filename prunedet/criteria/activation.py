@@ -1,9 +1,15 @@
 """Taylor expansion on activations (Molchanov et al. 2017).
 
-``|mean over positions of H * dL/dH|`` per channel and sample, averaged over
-the batch, on the output of every conv/linear layer producing the group's
-channels. Gathered during the normal training backward pass through tensor
-hooks, so whatever loss the model optimises (detection, adaptation) is used.
+Per feature map ``z`` (the output of each conv/linear layer producing the
+group's channels, as in the public implementations) and per example, the
+first-order change of the loss when the map is removed,
+``|mean over positions of z * dL/dz|``; averaged over the batch, summed over
+the steps since the last pruning step, and L2-normalised within the layer
+(the paper's normalisation, which makes layers comparable in a global
+ranking). Gathered from the normal training backward pass through tensor
+hooks, so whatever loss the model optimises (detection, adaptation) is used;
+what a backward pass sees is only committed when its optimizer step happens
+(see :mod:`.base`).
 """
 from typing import List
 
@@ -16,6 +22,7 @@ from .base import BaseCriterion
 
 @CRITERIA.register_module()
 class TaylorActivation(BaseCriterion):
+    uses_activations = True
 
     def __init__(self):
         super().__init__()
@@ -39,7 +46,7 @@ class TaylorActivation(BaseCriterion):
             taylor = act * grad
             if taylor.dim() > 2:  # mean over spatial positions
                 taylor = taylor.flatten(2).mean(2)
-            self._accumulate(group, self.batch_score(taylor))
+            self.observe(group, self.batch_score(taylor))
 
         def forward_hook(module, inputs, output):
             if module.training and torch.is_grad_enabled() \
@@ -54,4 +61,5 @@ class TaylorActivation(BaseCriterion):
         return taylor.abs().mean(0)
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
-        return self.accumulated(group).cpu()
+        score = self.accumulated(group)
+        return score / score.norm().clamp_min(1e-12)

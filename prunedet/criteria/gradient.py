@@ -1,8 +1,8 @@
 """Criteria computed from the weight gradients of the ongoing training.
 
-They need no extra forward or backward pass: the hook hands them the
-gradients of every optimizer step, which they accumulate per channel until
-the next pruning step.
+They need no extra forward or backward pass: right before every optimizer
+step (after a loss scaler unscaled the gradients) the hook has them measure
+the gradients, accumulated per channel until the next pruning step.
 """
 import torch
 
@@ -29,7 +29,8 @@ class _GradientCriterion(BaseCriterion):
     def term(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def update(self, groups) -> None:
+    def measure(self, groups):
+        values = {}
         with torch.no_grad():
             for group in groups:
                 slices = group.producers + (
@@ -42,10 +43,11 @@ class _GradientCriterion(BaseCriterion):
                     v = s.per_channel(self.term(p, p.grad), group.num_channels)
                     score = v if score is None else score + v
                 if score is not None:
-                    self._accumulate(group, score)
+                    values[group.name] = score.float()
+        return values
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
-        score = self.accumulated(group).cpu()
+        score = self.accumulated(group)
         return score.abs() if self.absolute_after_sum else score
 
 

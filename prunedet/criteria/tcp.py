@@ -50,15 +50,16 @@ class TCP(TaylorActivation):
         parts = taylor.abs().unflatten(0, (self.domains, -1))
         return parts.mean(1)
 
-    def _accumulate(self, group: ChannelGroup, value: torch.Tensor) -> None:
-        prev = self.scores.get(group.name)
+    def _accumulate(self, name: str, value: torch.Tensor) -> None:
+        prev = self.scores.get(name)
         if prev is not None:
-            self.scores[group.name] = prev * self.decay
-        super()._accumulate(group, value)
+            self.scores[name] = prev * self.decay
+        super()._accumulate(name, value)
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
         score = self.scores.get(group.name)
         if score is None or score.shape[-1] != group.num_channels:
             return torch.zeros(group.num_channels)
+        score = score.cpu()
         score = score / score.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return score.min(0).values.cpu()
+        return score.min(0).values

@@ -72,6 +72,9 @@ def restore_in_runner(runner, checkpoint: dict) -> List[str]:
     model = unwrap(runner.model)
     before = dict(model.named_parameters())
     changed = restore_architecture(model, record)
+    for ema in averaged_models(runner):
+        if restore_architecture(ema.module, record):
+            refresh_averaged(runner)
     if changed:
         renamed = {
             before[n]: p
@@ -112,3 +115,22 @@ def load_checkpoint(runner, filename: str, strict: bool = True) -> dict:
     runner._has_loaded = True
     runner.logger.info(f'Load checkpoint from {filename}')
     return checkpoint
+
+
+def averaged_models(runner) -> list:
+    """EMA copies of the model kept by hooks (mmengine's ``EMAHook``); they
+    must be reshaped whenever the model is."""
+    from mmengine.model import BaseAveragedModel
+    return [
+        h.ema_model for h in runner.hooks
+        if isinstance(getattr(h, 'ema_model', None), BaseAveragedModel)
+    ]
+
+
+def refresh_averaged(runner) -> None:
+    """An averaged model caches its parameters: re-read them after a
+    reshape."""
+    for ema in averaged_models(runner):
+        module = ema.module
+        ema.avg_parameters = module.state_dict() if ema.update_buffers \
+            else dict(module.named_parameters())

@@ -1,19 +1,30 @@
-"""One pruning step: rank channels, pick the weakest, zero or remove them.
+"""One pruning step: rank channels, pick the weakest, soft-prune or remove.
 
 The hook decides *when* to prune and how much; :class:`ChannelPruner` decides
 *which* channels go and applies the change to the model and its optimizers.
 
 Soft and hard pruning: at each step the weakest channels needed to reach the
-step's ratio are selected among all live channels (earlier soft-pruned ones
-included, so they may recover). A selected channel is removed physically
-when it has been selected ``soft_steps`` steps in a row before, when it is in
-the weakest ``remove_ratio`` share of the step's selection, or at the last
-step (``hard_at_end``); otherwise it is soft-pruned (zeroed, or re-initialised
-as in the public PGP code) and keeps training. ``soft_steps=0`` is plain hard
-pruning; ``soft_steps=None`` with ``remove_ratio=0`` is PSFP.
+step's ratio are selected among all live channels, soft-pruned ones included.
+A soft-pruned channel that regrew is not selected again: it *recovers* (each
+step reports how many did). A selected channel is removed physically when it
+was selected ``soft_steps`` steps in a row before, when it is in the weakest
+``remove_ratio`` share of the step's selection, or at the last step
+(``hard_at_end``); otherwise it is soft-pruned (:mod:`.soft`) and keeps
+training. ``soft_steps=0`` is plain hard pruning; ``soft_steps=None`` with
+``remove_ratio=0`` is PSFP.
+
+A step only uses scores it can trust: a data-driven criterion that gathered
+no statistics since the last step (every optimizer step was skipped or
+non-finite), or any non-finite score, postpones the step; a group whose
+scores are all zero (a dead or collapsed layer, whose ranking would be
+arbitrary) keeps its channels for that step, with a warning.
+
+Distributed training: scores are averaged over ranks, the step's plan is
+decided once on rank 0 and broadcast, and every rank applies the same plan,
+so no per-rank quantity can make ranks cut different channels.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
 import torch
@@ -23,18 +34,27 @@ from torch.optim import Optimizer
 from prunedet.criteria import BaseCriterion
 from .flops import FlopsEstimate
 from .groups import ChannelGraph, ChannelGroup
-from .soft import SOFT_MODES, SOFT_PRUNE
+from .soft import SOFT_MODES, SOFT_PRUNE, hold_masked, release
 from .surgery import remove_channels
 
 TARGETS = ('channels', 'flops')
+__all__ = ['ChannelPruner', 'StepResult', 'UnreachableTargetError',
+           'TARGETS', 'SOFT_MODES']
+
+
+class UnreachableTargetError(ValueError):
+    """The prunable layers cannot reach the target with these options."""
 
 
 @dataclass
 class StepResult:
     ratio: float
-    soft: int
-    hard: int
-    channels: Dict[str, List[int]]  # group -> [kept now, original]
+    soft: int = 0
+    hard: int = 0
+    recovered: int = 0  # soft-pruned at the last step, not selected now
+    channels: Dict[str, List[int]] = field(default_factory=dict)
+    postponed: Optional[str] = None  # why nothing was pruned
+    dead: List[str] = field(default_factory=list)  # all-zero scores
 
 
 class ChannelPruner:
@@ -49,7 +69,8 @@ class ChannelPruner:
             group by their L2 norm) instead of the same ratio per group.
         min_channels: channels every group keeps at least.
         round_to: kept channels are rounded to a multiple of this.
-        soft_steps, remove_ratio, soft_mode, hard_at_end: see module doc.
+        soft_steps, remove_ratio, hard_at_end: see the module doc.
+        soft_mode: ``'zero'``, ``'reinit'`` or ``'mask'`` (:mod:`.soft`).
         flops: estimate of FLOPs for plans of kept channels.
         original: channels per group before any pruning (for resumed runs).
     """
@@ -67,6 +88,11 @@ class ChannelPruner:
                  hard_at_end: bool = True,
                  flops: Optional[FlopsEstimate] = None,
                  original: Optional[Dict[str, int]] = None):
+        if target not in TARGETS:
+            raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
+        if soft_mode not in SOFT_MODES:
+            raise ValueError(
+                f'soft_mode must be one of {SOFT_MODES}, got {soft_mode!r}')
         self.graph = graph
         self.criterion = criterion
         self.target = target
@@ -83,18 +109,74 @@ class ChannelPruner:
         self.original = dict(original or
                              {g.name: g.num_channels
                               for g in self.groups})
+
+        def per_channel(dtype):
+            return {
+                g.name: torch.zeros(g.num_channels, dtype=dtype)
+                for g in self.groups
+            }
+
         # consecutive steps each live channel has been selected
-        self.streaks = {
-            g.name: torch.zeros(g.num_channels, dtype=torch.long)
-            for g in self.groups
-        }
+        self.streaks = per_channel(torch.long)
+        # soft-pruned at the last step (in 'mask' mode: held at zero)
+        self.soft = per_channel(torch.bool)
+        # soft-pruned at some step (to count those that were kept)
+        self.ever_soft = per_channel(torch.bool)
 
     def refresh(self) -> None:
         """Re-read the groups after the model changed shape."""
         self.groups = self.graph.groups()
         self.criterion.attach(self.groups)
 
+    # --- checking the options against the model -------------------------
+
+    def check(self, target_ratio: float) -> None:
+        """Fail before training if the options cannot work on this model:
+        ``min_channels``/``round_to`` larger than a layer, or a target that
+        the prunable layers cannot reach.
+
+        Raises:
+            ValueError: naming the layers.
+            UnreachableTargetError: saying how deep a cut is possible.
+        """
+        for option in ('min_channels', 'round_to'):
+            value = getattr(self, option)
+            small = [
+                f'{g.name} ({self.original[g.name]})' for g in self.groups
+                if self.original[g.name] < value
+            ]
+            if small:
+                raise ValueError(
+                    f'{option}={value} is larger than the channels of '
+                    f'{len(small)} prunable layers: {", ".join(small[:5])}'
+                    f'{" ..." if len(small) > 5 else ""}; lower it or skip '
+                    'those layers')
+        floor = {g.name: self._floor(g) for g in self.groups}
+        options = f'min_channels={self.min_channels}, ' \
+            f'round_to={self.round_to}'
+        if self.target == 'flops':
+            estimate = self.flops
+            prunable = 1. - estimate.fixed / estimate.original
+            deepest = 1. - estimate(floor) / estimate.original
+            what = 'FLOPs'
+        else:
+            total = sum(self.original.values())
+            prunable = 1.
+            deepest = 1. - sum(floor.values()) / total
+            what = 'channels'
+        if target_ratio > deepest + 1e-9:
+            raise UnreachableTargetError(
+                f'a target of {target_ratio:.1%} fewer {what} cannot be '
+                f'reached: the prunable layers hold {prunable:.1%} of the '
+                f'{what}, and with {options} the deepest cut possible '
+                f'removes {deepest:.1%}. Lower target_ratio, or make more '
+                'layers prunable (prunable=[...])')
+
     # --- planning -----------------------------------------------------
+
+    def _floor(self, group: ChannelGroup) -> int:
+        """The fewest channels ``group`` may keep."""
+        return self._round(0, group)
 
     def _round(self, keep: float, group: ChannelGroup) -> int:
         original = self.original[group.name]
@@ -103,42 +185,48 @@ class ChannelPruner:
         keep = max(int(round(keep)), self.min_channels)
         return min(keep, original, group.num_channels)
 
-    def _uniform(self, ratio: float) -> Dict[str, int]:
+    def _uniform(self, ratio: float, live) -> Dict[str, int]:
         return {
-            g.name: self._round(self.original[g.name] * (1. - ratio), g)
+            g.name: self._round(self.original[g.name] *
+                                (1. - ratio), g) if g.name in live else
+            g.num_channels
             for g in self.groups
         }
 
-    def plan(self, ratio: float,
-             scores: Dict[str, torch.Tensor]) -> Dict[str, int]:
-        """Channels each group keeps after a step at ``ratio``."""
+    def plan(self, ratio: float, scores: Dict[str, torch.Tensor],
+             live=None) -> Dict[str, int]:
+        """Channels each group keeps after a step at ``ratio``; groups not
+        in ``live`` (default: all) keep what they have."""
+        live = set(live if live is not None else scores)
         if self.target == 'channels' and not self.global_ranking:
-            return self._uniform(ratio)
+            return self._uniform(ratio, live)
         if self.target == 'flops' and not self.global_ranking:
-            return self._uniform_for_flops(ratio)
-        return self._global(ratio, scores)
+            return self._uniform_for_flops(ratio, live)
+        return self._global(ratio, scores, live)
 
-    def _uniform_for_flops(self, ratio: float) -> Dict[str, int]:
+    def _uniform_for_flops(self, ratio: float, live) -> Dict[str, int]:
         """Same channel ratio in every group, found by bisection so that the
         estimated FLOPs meet the target."""
         goal = (1. - ratio) * self.flops.original
         lo, hi = 0., 1.
         for _ in range(40):
             mid = (lo + hi) / 2
-            if self.flops(self._uniform(mid)) > goal:
+            if self.flops(self._uniform(mid, live)) > goal:
                 lo = mid
             else:
                 hi = mid
-        return self._uniform(hi)
+        return self._uniform(hi, live)
 
-    def _global(self, ratio: float,
-                scores: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    def _global(self, ratio: float, scores: Dict[str, torch.Tensor],
+                live) -> Dict[str, int]:
         """Drop the globally weakest channels (scores normalised per group)
         until the channel or FLOPs target is met."""
         keep = {g.name: g.num_channels for g in self.groups}
-        floor = {g.name: self._round(0, g) for g in self.groups}
+        floor = {g.name: self._floor(g) for g in self.groups}
         order = []
         for g in self.groups:
+            if g.name not in live:
+                continue
             s = scores[g.name].double()
             s = s / (s.norm() + 1e-12)
             order += [(v, g.name) for v in s.sort().values.tolist()]
@@ -158,71 +246,129 @@ class ChannelPruner:
                     current -= self.flops.saving_per_channel(keep, name)
                 keep[name] -= 1
         return {
-            g.name: self._round(keep[g.name], g)
+            g.name: self._round(keep[g.name], g) if g.name in live else
+            keep[g.name]
             for g in self.groups
         }
 
-    # --- applying -----------------------------------------------------
+    # --- deciding (rank 0) and applying (every rank) ------------------
 
     def scores(self) -> Dict[str, torch.Tensor]:
-        """Criterion scores, averaged over distributed ranks so that every
-        rank removes the same channels."""
+        """Criterion scores, averaged over distributed ranks."""
         scores = {g.name: self.criterion(g).float() for g in self.groups}
         if dist.get_world_size() > 1:
             for s in scores.values():
                 dist.all_reduce(s, op='mean')
         return scores
 
+    def decide(self, ratio: float, last: bool,
+               scores: Dict[str, torch.Tensor]) -> dict:
+        """The step's plan: per group the selected channels (weakest first)
+        and which of them are removed; or why the step is postponed."""
+        crit = self.criterion
+        if crit.needs_statistics and crit.num_updates == 0:
+            return dict(postponed=(
+                f'{type(crit).__name__} has no statistics since the last '
+                f'step ({crit.num_skipped} optimizer steps skipped or '
+                'non-finite)'))
+        bad = [n for n, s in scores.items() if not torch.isfinite(s).all()]
+        if bad:
+            return dict(postponed=f'non-finite scores in {bad[:3]}')
+        top = max((float(s.abs().max()) for s in scores.values()
+                   if s.numel()), default=0.)
+        dead = [
+            n for n, s in scores.items() if crit.needs_statistics
+            and float(s.abs().max()) <= 1e-12 * top
+        ]
+        live = [g.name for g in self.groups if g.name not in dead]
+        keep = self.plan(ratio, scores, live)
+        groups = {}
+        for g in self.groups:
+            drop = max(g.num_channels - keep[g.name], 0)
+            ranked = torch.sort(scores[g.name], stable=True).indices
+            selected = ranked[:drop]
+            streak = self.streaks[g.name][selected] + 1
+            hard = self._hard_mask(streak, last)
+            groups[g.name] = (selected.tolist(), selected[hard].tolist())
+        return dict(groups=groups, dead=dead)
+
+    def _hard_mask(self, streak: torch.Tensor, last: bool) -> torch.Tensor:
+        """Which of a selection (weakest first, with the number of steps in
+        a row each was selected) are removed now."""
+        if last and self.hard_at_end:
+            return torch.ones(len(streak), dtype=torch.bool)
+        hard = torch.zeros(len(streak), dtype=torch.bool)
+        if self.soft_steps is not None:
+            hard |= streak > self.soft_steps
+        hard[:math.ceil(self.remove_ratio * len(streak))] = True
+        return hard
+
     def step(self,
              ratio: float,
              last: bool = False,
-             optimizers: Iterable[Optimizer] = ()) -> StepResult:
-        optimizers = list(optimizers)
+             optimizers: Iterable[Optimizer] = (),
+             mirrors=()) -> StepResult:
+        """Score, decide on rank 0, broadcast, apply on every rank."""
         scores = self.scores()
-        keep = self.plan(ratio, scores)
-        n_soft = n_hard = 0
-        changed = False
-        for group in self.groups:
-            drop_count = group.num_channels - keep[group.name]
-            ranked = torch.sort(scores[group.name], stable=True).indices
-            drop = ranked[:max(drop_count, 0)]
-            streak = self.streaks[group.name]
-            selected = torch.zeros_like(streak, dtype=torch.bool)
-            selected[drop] = True
-            streak = torch.where(selected, streak + 1, 0)
-            hard = self._hard_mask(drop, streak, last)
-            soft_idx, hard_idx = drop[~hard], drop[hard]
-            if len(soft_idx):
-                self._soft_prune(group, soft_idx, optimizers)
-            if len(hard_idx):
-                kept = torch.ones_like(selected)
-                kept[hard_idx] = False
-                streak = streak[kept]
-                remove_channels(self.graph, group, hard_idx.tolist(),
-                                optimizers)
-                changed = True
-            self.streaks[group.name] = streak
-            n_soft += len(soft_idx)
-            n_hard += len(hard_idx)
-        if changed:
+        decision = [self.decide(ratio, last, scores)
+                    if dist.get_rank() == 0 else None]
+        if dist.get_world_size() > 1:
+            dist.broadcast_object_list(decision, src=0)
+        return self.apply(ratio, decision[0], list(optimizers), mirrors)
+
+    def apply(self, ratio: float, decision: dict,
+              optimizers: List[Optimizer], mirrors=()) -> StepResult:
+        if decision.get('postponed'):
+            return StepResult(
+                ratio, postponed=decision['postponed'],
+                channels=self.channels())
+        result = StepResult(ratio, dead=decision['dead'])
+        removals = []
+        for g in self.groups:
+            selected_idx, hard_idx = (torch.as_tensor(
+                i, dtype=torch.long) for i in decision['groups'][g.name])
+            selected = torch.zeros(g.num_channels, dtype=torch.bool)
+            selected[selected_idx] = True
+            hard = torch.zeros_like(selected)
+            hard[hard_idx] = True
+            soft = selected & ~hard
+            was_soft = self.soft[g.name]
+            recovered = was_soft & ~selected
+            result.recovered += int(recovered.sum())
+            if self.soft_mode == 'mask' and recovered.any():
+                release(g, recovered.nonzero().flatten())
+            if soft.any():
+                SOFT_PRUNE[self.soft_mode](g, soft.nonzero().flatten(),
+                                           optimizers)
+            self.streaks[g.name] = torch.where(selected,
+                                               self.streaks[g.name] + 1, 0)
+            self.soft[g.name] = soft
+            self.ever_soft[g.name] |= soft
+            result.soft += int(soft.sum())
+            result.hard += int(hard.sum())
+            if hard.any():
+                removals.append((g, hard))
+        for g, hard in removals:
+            remove_channels(self.graph, g,
+                            hard.nonzero().flatten().tolist(), optimizers,
+                            mirrors)
+            for state in (self.streaks, self.soft, self.ever_soft):
+                state[g.name] = state[g.name][~hard]
+        if removals:
             self.refresh()
         self.criterion.reset()
-        return StepResult(ratio, n_soft, n_hard, self.channels())
+        result.channels = self.channels()
+        return result
 
-    def _hard_mask(self, drop: torch.Tensor, streak: torch.Tensor,
-                   last: bool) -> torch.Tensor:
-        """Which of ``drop`` (weakest first) are removed now."""
-        if last and self.hard_at_end:
-            return torch.ones(len(drop), dtype=torch.bool)
-        hard = torch.zeros(len(drop), dtype=torch.bool)
-        if self.soft_steps is not None:
-            hard |= streak[drop] > self.soft_steps
-        hard[:math.ceil(self.remove_ratio * len(drop))] = True
-        return hard
-
-    def _soft_prune(self, group: ChannelGroup, channels: torch.Tensor,
-                    optimizers: List[Optimizer]) -> None:
-        SOFT_PRUNE[self.soft_mode](group, channels, optimizers)
+    def hold(self, optimizers: Iterable[Optimizer] = ()) -> None:
+        """``soft_mode='mask'``: zero the masked channels again (after every
+        optimizer step)."""
+        if self.soft_mode != 'mask':
+            return
+        for g in self.groups:
+            masked = self.soft[g.name]
+            if masked.any():
+                hold_masked(g, masked.nonzero().flatten(), optimizers)
 
     def channels(self) -> Dict[str, List[int]]:
         return {
@@ -230,18 +376,28 @@ class ChannelPruner:
             for g in self.groups
         }
 
+    def kept_after_soft(self) -> int:
+        """Live channels that were soft-pruned once and are kept now."""
+        return sum(
+            int((self.ever_soft[n] & ~self.soft[n]).sum())
+            for n in self.ever_soft)
+
+    # --- state ----------------------------------------------------------
+
+    _PER_CHANNEL = ('streaks', 'soft', 'ever_soft')
+
     def state_dict(self) -> dict:
-        return {
-            'original': dict(self.original),
-            'streaks': {k: v.clone()
-                        for k, v in self.streaks.items()},
-            'criterion': self.criterion.state_dict(),
-        }
+        state = {'original': dict(self.original),
+                 'criterion': self.criterion.state_dict()}
+        for key in self._PER_CHANNEL:
+            state[key] = {k: v.clone() for k, v in getattr(self, key).items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.original.update(state.get('original', {}))
-        for name, streak in state.get('streaks', {}).items():
-            if name in self.streaks and len(streak) == len(
-                    self.streaks[name]):
-                self.streaks[name] = streak.clone()
+        for key in self._PER_CHANNEL:
+            mine = getattr(self, key)
+            for name, value in state.get(key, {}).items():
+                if name in mine and len(value) == len(mine[name]):
+                    mine[name] = value.clone().to(mine[name].dtype)
         self.criterion.load_state_dict(state.get('criterion', {}))

@@ -8,6 +8,11 @@ The hook's ``soft_mode`` picks one of three forms:
   layers reading the channel stay, so the filter still gets a gradient
   (batch norm renormalises its input, the consumers pass dL/dy back) and can
   regrow; if it does, the criterion stops selecting it and it recovers.
+  One limit is inherent to SFP with batch norm: a zeroed filter feeds BN a
+  constant, BN then outputs its shift beta, and after a ReLU the gradient
+  only flows if beta > 0 (or a residual path keeps the channel active);
+  BN then amplifies that gradient by gamma / sqrt(eps), so the filter
+  regrows at once. With beta <= 0 it waits at zero until it is removed.
 * ``'reinit'`` (the public PGP code): fresh He-normal filter weights instead
   of zeros; the rest as in ``'zero'``.
 * ``'mask'``: the channel's output is held at exactly zero (filter weights,

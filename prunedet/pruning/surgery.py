@@ -20,20 +20,29 @@ from .groups import ChannelGraph, ChannelGroup, param_dims
 SlicePlan = Dict[nn.Parameter, Tuple[int, torch.Tensor]]
 
 
-def remove_channels(graph: ChannelGraph, group: ChannelGroup,
+def remove_channels(graph: ChannelGraph,
+                    group: ChannelGroup,
                     channels: Iterable[int],
-                    optimizers: Iterable[Optimizer] = ()) -> None:
+                    optimizers: Iterable[Optimizer] = (),
+                    mirrors: Iterable[nn.Module] = ()) -> None:
     """Physically remove ``channels`` of ``group`` from every coupled layer,
-    and cut the optimizers' state to match."""
+    and cut the optimizers' state to match.
+
+    ``mirrors`` are copies of the model with the same module names (an EMA
+    model): the same layers lose the same channels there.
+    """
     tp_group = graph.tp_group(group.root, sorted(int(c) for c in channels))
     plan: SlicePlan = {}
     owners: List[Tuple[nn.Module, str, nn.Parameter]] = []
+    replay = []
     for item in tp_group:
         module = item.dep.target.module
         if module not in graph.names:
             continue
         producer = graph.dg.is_out_channel_pruning_fn(item.dep.handler)
-        removed = torch.as_tensor(item.idxs, dtype=torch.long)
+        idxs = [int(i) for i in item.idxs]
+        replay.append((graph.names[module], item.dep, idxs))
+        removed = torch.as_tensor(idxs, dtype=torch.long)
         for pname, dim in param_dims(module, producer):
             param = getattr(module, pname)
             if param in plan:
@@ -45,7 +54,7 @@ def remove_channels(graph: ChannelGraph, group: ChannelGroup,
             keep[removed] = False
             plan[param] = (dim, keep.nonzero().flatten())
             owners.append((module, pname, param))
-    tp_group.prune()
+    tp_group.prune(record_history=False)
     new_params = {}
     for module, pname, old in owners:
         new = getattr(module, pname)
@@ -53,6 +62,11 @@ def remove_channels(graph: ChannelGraph, group: ChannelGroup,
         new_params[old] = new
     for optimizer in optimizers:
         rebind_optimizer(optimizer, new_params, plan)
+    for mirror in mirrors:
+        modules = dict(mirror.named_modules())
+        for name, dep, idxs in replay:
+            dep.handler.__self__.pruning_dim = dep.target.pruning_dim
+            dep.handler(modules[name], idxs)
 
 
 def rebind_optimizer(optimizer: Optimizer,

@@ -1,15 +1,18 @@
 """Progressive channel pruning while the model trains (PGP and RPGP)."""
+import numbers
 from typing import List, Optional, Sequence, Union
 
 import torch
+from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from prunedet.criteria import BaseCriterion
 from prunedet.engine.checkpoints import from_plain, to_plain
-from prunedet.engine.runner_model import (optimizers as _optimizers,
-                                          restore_in_runner, rewrap,
-                                          save_architecture, unwrap as _unwrap)
+from prunedet.engine.runner_model import (averaged_models, optimizers,
+                                          refresh_averaged, restore_in_runner,
+                                          rewrap, save_architecture, unwrap)
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import ChannelGraph
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
@@ -18,14 +21,16 @@ from prunedet.pruning.tracing import trace_forward
 from prunedet.registry import CRITERIA
 
 
-def build_criterion(cfg: Union[dict, BaseCriterion]) -> BaseCriterion:
+def build_criterion(cfg: Union[dict, str, BaseCriterion]) -> BaseCriterion:
     if isinstance(cfg, BaseCriterion):
         return cfg
     name = cfg.get('type') if isinstance(cfg, dict) else cfg
     if not isinstance(name, str) or CRITERIA.get(name) is None:
         raise KeyError(f'unknown pruning criterion {name!r}; registered: '
                        f'{sorted(CRITERIA.module_dict)}')
-    return CRITERIA.build(cfg if isinstance(cfg, dict) else dict(type=name))
+    cfg = dict(cfg) if isinstance(cfg, dict) else dict(type=name)
+    cfg.setdefault('_scope_', CRITERIA.scope)  # not the config's mmdet/...
+    return CRITERIA.build(cfg)
 
 
 def _si(count: float) -> str:
@@ -36,6 +41,30 @@ def _si(count: float) -> str:
     return f'{count:.0f}'
 
 
+def _check(name: str, value, kind: str, allow_none: bool = False) -> None:
+    """Type checks that name the option (a config typo is a clear error)."""
+    if value is None and allow_none:
+        return
+    ok = {
+        'int': isinstance(value, int) and not isinstance(value, bool),
+        'real': isinstance(value, numbers.Real)
+        and not isinstance(value, bool),
+        'bool': isinstance(value, bool),
+    }[kind]
+    if not ok:
+        raise TypeError(f'ProgressivePruningHook: {name} must be '
+                        f'{"an integer" if kind == "int" else "a number" if kind == "real" else "True or False"}'  # noqa: E501
+                        f'{" or None" if allow_none else ""}, got {value!r}')
+
+
+def _loss_scale(runner) -> float:
+    """The scale an AMP loss scaler applied to this step's backward pass."""
+    scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+    if scaler is None or not getattr(scaler, 'is_enabled', lambda: True)():
+        return 1.
+    return float(scaler.get_scale())
+
+
 @HOOKS.register_module()
 class ProgressivePruningHook(Hook):
     """Prune channels progressively while training, from scratch.
@@ -44,22 +73,27 @@ class ProgressivePruningHook(Hook):
     ``by_epoch=False`` after every ``interval`` iterations (RPGP). From
     ``begin`` to ``end`` the pruned ratio follows ``ramp`` up to
     ``target_ratio`` of the channels (or of the FLOPs, ``target='flops'``).
-    Selected channels are soft-pruned (zeroed, may recover) or removed
-    physically together with every coupled layer, and the optimizer's state is
-    cut with the same indices (see :mod:`prunedet.pruning.pruner`).
+    Selected channels are soft-pruned (they may recover) or removed
+    physically with every coupled layer, and the optimizer's state (and an
+    ``EMAHook``'s model) is cut with the same indices (see
+    :mod:`prunedet.pruning.pruner`).
 
-    The pruned architecture and the hook's state go into every checkpoint;
-    loading one (``--resume``, ``load_from``, ``tools/test.py``) shrinks the
-    freshly built model to it before the weights are copied in.
+    Criterion statistics are committed right before each optimizer step,
+    unscaled and only if finite; in ``soft_mode='mask'`` the masked channels
+    are zeroed again after it. The architecture and the hook's state go into
+    every checkpoint; loading one (``--resume``, ``load_from``,
+    ``tools/test.py``) shrinks the freshly built model to it before the
+    weights are copied in.
 
     Args:
         criterion: a registered criterion (config dict or name).
         target_ratio: share of channels (or FLOPs) removed at the end, in
             [0, 1).
         target: ``'channels'`` or ``'flops'``.
-        by_epoch: count ``interval``/``begin``/``end`` in epochs or iterations.
+        by_epoch: count ``interval``/``begin``/``end`` in epochs or
+            iterations (an iteration-based loop needs ``False``).
         interval, begin, end: when pruning steps happen; ``end=None`` is the
-            end of training.
+            end of training; floats in [0, 1] are fractions of training.
         ramp: ``'geometric'`` (PGP), ``'exponential'`` (PSFP) or ``'linear'``.
         prunable: module-name prefixes whose output channels may be pruned.
         skip: layer names (or prefixes) that are never pruned.
@@ -68,9 +102,9 @@ class ProgressivePruningHook(Hook):
         min_channels: channels each group keeps at least.
         round_to: round kept channels to a multiple (hardware-friendly).
         soft_steps, remove_ratio, soft_mode, hard_at_end: soft versus hard
-            pruning, see :class:`ChannelPruner`.
+            pruning, see :class:`~prunedet.pruning.pruner.ChannelPruner`.
         input_shape: ``(C, H, W)`` for tracing and FLOPs; default: the shape
-            of the first training batch.
+            of rank 0's first training batch.
     """
     priority = 'NORMAL'
 
@@ -79,9 +113,9 @@ class ProgressivePruningHook(Hook):
                  target_ratio: float = 0.5,
                  target: str = 'channels',
                  by_epoch: bool = True,
-                 interval: int = 1,
-                 begin: int = 0,
-                 end: Optional[int] = None,
+                 interval: Optional[int] = 1,
+                 begin: Union[int, float] = 0,
+                 end: Union[int, float, None] = None,
                  ramp: str = 'geometric',
                  prunable: Sequence[str] = ('backbone', ),
                  skip: Sequence[str] = (),
@@ -93,6 +127,18 @@ class ProgressivePruningHook(Hook):
                  soft_mode: str = 'zero',
                  hard_at_end: bool = True,
                  input_shape: Optional[Sequence[int]] = None):
+        _check('target_ratio', target_ratio, 'real')
+        _check('interval', interval, 'int', allow_none=True)
+        _check('begin', begin, 'real')
+        _check('end', end, 'real', allow_none=True)
+        _check('min_channels', min_channels, 'int')
+        _check('round_to', round_to, 'int')
+        _check('soft_steps', soft_steps, 'int', allow_none=True)
+        _check('remove_ratio', remove_ratio, 'real')
+        for name, flag in (('by_epoch', by_epoch), ('global_ranking',
+                                                    global_ranking),
+                           ('hard_at_end', hard_at_end)):
+            _check(name, flag, 'bool')
         if target not in TARGETS:
             raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
         if soft_mode not in SOFT_MODES:
@@ -104,9 +150,17 @@ class ProgressivePruningHook(Hook):
         if soft_steps is not None and soft_steps < 0:
             raise ValueError(f'soft_steps must be >= 0, got {soft_steps}')
         if min_channels < 1 or round_to < 1:
-            raise ValueError('min_channels and round_to must be >= 1')
-        if isinstance(prunable, str) or isinstance(skip, str):
+            raise ValueError('min_channels and round_to must be >= 1, got '
+                             f'{min_channels} and {round_to}')
+        if isinstance(prunable, str) or isinstance(skip, str) or not all(
+                isinstance(n, str) for n in (*prunable, *skip)):
             raise TypeError('prunable and skip are lists of layer names')
+        if input_shape is not None and (
+                len(input_shape) != 3
+                or not all(isinstance(d, int) and d > 0
+                           for d in input_shape)):
+            raise ValueError('input_shape is (channels, height, width), got '
+                             f'{input_shape!r}')
         self.criterion = build_criterion(criterion)
         self.schedule = PruningSchedule(target_ratio, begin, end, interval,
                                         ramp)
@@ -133,14 +187,15 @@ class ProgressivePruningHook(Hook):
         self.original_params: Optional[int] = None
         self.flops_ratio = 1.
         self._restored: dict = {}
-        self._grad_hooks: list = []
+        self._step_hooks: list = []
+        self._committed = False  # statistics committed this iteration
         self._inputs: Optional[torch.Tensor] = None  # for measuring FLOPs
 
     # --- life cycle -----------------------------------------------------
 
     def before_run(self, runner) -> None:
         """Check layer names against the model before anything runs."""
-        self.model = _unwrap(runner.model)
+        self.model = unwrap(runner.model)
         names = [n for n, _ in self.model.named_modules()]
 
         def exists(prefix):
@@ -155,29 +210,42 @@ class ProgressivePruningHook(Hook):
                     f'not exist in {type(self.model).__name__}: {missing}')
 
     def before_train(self, runner) -> None:
+        if self.by_epoch and isinstance(runner.train_loop,
+                                        IterBasedTrainLoop):
+            raise ValueError(
+                'ProgressivePruningHook: by_epoch=True, but this config '
+                'trains by iterations (IterBasedTrainLoop), so no epoch ever '
+                'ends before the last checkpoint: set by_epoch=False and '
+                'count interval/begin/end in iterations')
         self.schedule.bind(
             runner.max_epochs if self.by_epoch else runner.max_iters)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         if self.pruner is None and not self.finished:
             self._build(runner, data_batch)
+        self._committed = False
 
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
-        if not self.by_epoch and self.schedule.is_step(runner.iter + 1):
+        if self.pruner is not None and not self._committed \
+                and self._step_boundary(runner):
+            self.criterion.discard()  # the step was skipped (AMP overflow)
+        if not self.by_epoch and not self.finished \
+                and self.schedule.is_step(runner.iter + 1):
             self._prune_step(runner, runner.iter + 1)
         runner.message_hub.update_scalar('train/flops_ratio',
                                          self.flops_ratio)
 
     def after_train_epoch(self, runner) -> None:
-        if self.by_epoch and self.schedule.is_step(runner.epoch + 1):
+        if self.by_epoch and not self.finished \
+                and self.schedule.is_step(runner.epoch + 1):
             self._prune_step(runner, runner.epoch + 1)
 
     def after_train(self, runner) -> None:
-        self._remove_grad_hooks()
+        self._remove_step_hooks()
         self.criterion.detach()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -196,13 +264,18 @@ class ProgressivePruningHook(Hook):
     # --- pruning ------------------------------------------------------
 
     def _example_inputs(self, data_batch) -> torch.Tensor:
-        """Two samples to trace: the configured shape, or the first batch."""
+        """Two samples to trace: the configured shape, or rank 0's first
+        batch (every rank traces the same inputs, so FLOPs and plans agree).
+        """
         model = self.model
         device = next(model.parameters()).device
         if self.input_shape is not None:
             return torch.zeros(2, *self.input_shape, device=device)
-        data = model.data_preprocessor(data_batch, False)
-        return data['inputs'][:2]
+        inputs = [model.data_preprocessor(data_batch, False)['inputs'][:2]]
+        if dist.get_world_size() > 1:
+            inputs = [inputs[0].cpu()]
+            dist.broadcast_object_list(inputs, src=0)
+        return inputs[0].to(device)
 
     def _build(self, runner, data_batch) -> None:
         model = self.model
@@ -227,11 +300,16 @@ class ProgressivePruningHook(Hook):
             **self.pruner_cfg)
         if self._restored:
             self.pruner.load_state_dict(self._restored)
+        if not self.finished:
+            self.pruner.check(self.schedule.target)
         self.flops_ratio = total / self.original_flops
-        if self.criterion.uses_gradients:
-            for optimizer in _optimizers(runner):
-                self._grad_hooks.append(
-                    optimizer.register_step_pre_hook(self._on_step))
+        for optimizer in optimizers(runner):
+            self._step_hooks += [
+                optimizer.register_step_pre_hook(
+                    lambda *_: self._commit(runner)),
+                optimizer.register_step_post_hook(
+                    lambda *_: self.pruner.hold(optimizers(runner))),
+            ]
         runner.logger.info(
             f'Pruning {len(graph.roots)} channel groups with '
             f'{type(self.criterion).__name__}, {self.schedule.num_steps} '
@@ -241,27 +319,59 @@ class ProgressivePruningHook(Hook):
             f'{_si(total)} FLOPs at input '
             f'{tuple(inputs.shape[1:])}')
 
-    def _on_step(self, optimizer, args, kwargs) -> None:
-        self.criterion.update(self.pruner.groups)
+    def _commit(self, runner) -> None:
+        """Right before an optimizer step: this iteration's statistics."""
+        if self._committed:
+            return  # several optimizers: once per iteration
+        self._committed = True
+        if not self.criterion.commit(self.pruner.groups, _loss_scale(runner)):
+            runner.logger.warning(
+                f'Iteration {runner.iter + 1}: non-finite pruning '
+                'statistics (NaN/inf gradients), not used to rank channels')
+
+    @staticmethod
+    def _step_boundary(runner) -> bool:
+        """Whether this iteration ended with an optimizer step (not one
+        that accumulates gradients for a later step)."""
+        should_update = getattr(runner.optim_wrapper, 'should_update', None)
+        return should_update() if callable(should_update) else True
 
     def _prune_step(self, runner, done: int) -> None:
         last = self.schedule.is_last(done)
         result = self.pruner.step(
-            self.schedule.ratio(done), last, _optimizers(runner))
+            self.schedule.ratio(done), last, optimizers(runner),
+            mirrors=[ema.module for ema in averaged_models(runner)])
+        unit = 'epoch' if self.by_epoch else 'iter'
+        if result.postponed:
+            if last:
+                raise RuntimeError(
+                    f'ProgressivePruningHook: the last pruning step ({unit} '
+                    f'{done}) cannot choose channels: {result.postponed}. '
+                    'Training has probably diverged (check the loss and the '
+                    'learning rate).')
+            runner.logger.warning(
+                f'Pruning step postponed at {unit} {done}: '
+                f'{result.postponed}; the next step will catch up')
+            return
         self.steps_done += 1
         if result.hard:
             rewrap(runner)
+            refresh_averaged(runner)
+        if result.dead:
+            runner.logger.warning(
+                f'Pruning: the scores of {result.dead} are all zero (a dead '
+                'or collapsed layer): their channels are not ranked on '
+                'them and are kept at this step')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
         kept = sum(c[0] for c in result.channels.values())
         total = sum(c[1] for c in result.channels.values())
-        unit = 'epoch' if self.by_epoch else 'iter'
         lines = [
             f'Pruning step {self.steps_done}/{self.schedule.num_steps} '
             f'({unit} {done}): ratio {result.ratio:.3f} of the '
-            f'{self.target}, {result.soft} soft + {result.hard} hard pruned; '
-            f'channels {kept}/{total}, params '
-            f'{_si(count_params(self.model))}, FLOPs '
+            f'{self.target}, {result.soft} soft + {result.hard} hard pruned, '
+            f'{result.recovered} soft-pruned recovered; channels '
+            f'{kept}/{total}, params {_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
         ]
         lines += [
@@ -275,22 +385,22 @@ class ProgressivePruningHook(Hook):
     def _finish(self, runner) -> None:
         """Stop collecting statistics and measure the final model."""
         self.finished = True
-        self._remove_grad_hooks()
+        self._remove_step_hooks()
         self.criterion.detach()
-        graph = self.pruner.graph
         total, _ = measure_flops(self.model, self._inputs,
                                  trace_forward(self.model))
         self.flops_ratio = total / self.original_flops
         runner.logger.info(
-            f'Pruning finished: {len(graph.roots)} groups, '
+            f'Pruning finished: {len(self.pruner.graph.roots)} groups, '
             f'{_si(count_params(self.model))} params, measured '
-            f'{_si(total)} FLOPs = {self.flops_ratio:.1%} of the '
-            'original')
+            f'{_si(total)} FLOPs = {self.flops_ratio:.1%} of the original; '
+            f'{self.pruner.kept_after_soft()} channels that were '
+            'soft-pruned at some step are kept')
 
-    def _remove_grad_hooks(self) -> None:
-        for handle in self._grad_hooks:
+    def _remove_step_hooks(self) -> None:
+        for handle in self._step_hooks:
             handle.remove()
-        self._grad_hooks = []
+        self._step_hooks = []
 
     # --- state --------------------------------------------------------
 
@@ -306,11 +416,12 @@ class ProgressivePruningHook(Hook):
             flops_ratio=self.flops_ratio)
         return state
 
+    _PRUNER_KEYS = ('original', 'criterion', *ChannelPruner._PER_CHANNEL)
+
     def load_state_dict(self, state: dict) -> None:
         self._restored = {
             k: v
-            for k, v in state.items() if k in ('original', 'streaks',
-                                               'criterion')
+            for k, v in state.items() if k in self._PRUNER_KEYS
         }
         self.steps_done = state.get('steps_done', 0)
         self.finished = state.get('finished', False)
