@@ -56,9 +56,8 @@ def test_rpgp_trains_evaluates_and_the_checkpoint_tests_alone(
     runner = build_runner(demo_cfg(tmp_path, shapes_root))
     runner.train()
     val = runner.message_hub.get_scalar('val/pascal_voc/mAP').current()
-    assert 0 <= val <= 1
     ckpt = osp.join(str(tmp_path), 'iter_8.pth')
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     conv5_3 = state['state_dict']['backbone.features.40.weight'].shape[0]
     assert conv5_3 < 128 and state['pruning']['finished']
     metrics = load_tool('test').main([

@@ -97,3 +97,78 @@ def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root,
     assert abs(hook.flops_ratio - 0.5) <= 0.02
     log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
     assert 'backbone.layer3.0.conv1: ' in log and 'measured' in log
+
+
+@pytest.mark.parametrize('option, value, error, message', [
+    ('interval', 2.5, TypeError, 'interval must be an integer or None, '
+     'got 2.5'),
+    ('target_ratio', 'abc', TypeError, "target_ratio must be a number, "
+     "got 'abc'"),
+    ('soft_mode', 'freeze', ValueError, 'soft_mode must be one of'),
+    ('input_shape', (28, 28), ValueError, 'input_shape is'),
+])
+def test_wrong_option_types_are_named_when_the_runner_is_built(
+        tmp_path, mnist_root, option, value, error, message):
+    cfg = small_cfg(RPGP, tmp_path, mnist_root)
+    cfg.custom_hooks[0][option] = value
+    with pytest.raises(error, match=message):
+        build_runner(cfg)
+
+
+LENET = 'classification/lenet5_mnist_rpgp.py'
+
+
+@pytest.mark.parametrize('config, options, error, message', [
+    (LENET, dict(round_to=8), ValueError,
+     r'round_to=8 is larger than the channels of .*backbone.features.0 '
+     r'\(6\)'),
+    (LENET, dict(min_channels=10), ValueError,
+     r'min_channels=10 is larger than the channels of'),
+    (RPGP, dict(min_channels=16, target_ratio=0.7), 'unreachable',
+     r'70.0% fewer FLOPs cannot be reached: the prunable layers hold '
+     r'\d+\.\d% of the FLOPs, and with min_channels=16, round_to=1 the '
+     r'deepest cut possible removes \d+\.\d%'),
+    (RPGP, dict(target='channels', round_to=16, target_ratio=0.6),
+     'unreachable', r'60.0% fewer channels cannot be reached'),
+])
+def test_options_the_model_cannot_satisfy_fail_before_the_first_iteration(
+        tmp_path, mnist_root, config, options, error, message):
+    from prunedet.pruning.pruner import UnreachableTargetError
+    error = UnreachableTargetError if error == 'unreachable' else error
+    cfg = small_cfg(config, tmp_path, mnist_root)
+    cfg.custom_hooks[0].update(options)
+    cfg.custom_hooks.append(dict(type='RecordLossHook'))
+    RecordLossHook.losses.clear()
+    with pytest.raises(error, match=message):
+        build_runner(cfg).train()
+    assert not RecordLossHook.losses and not checkpoints(tmp_path)
+
+
+def test_by_epoch_pruning_in_an_iteration_loop_is_refused(tmp_path,
+                                                        mnist_root):
+    cfg = small_cfg(RPGP, tmp_path, mnist_root, **{
+        'custom_hooks.0.by_epoch': True,
+        'custom_hooks.0.interval': 1,
+    })
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=8)
+    cfg.default_hooks.checkpoint.by_epoch = False
+    with pytest.raises(ValueError, match='by_epoch=True, but this config '
+                       'trains by iterations'):
+        build_runner(cfg).train()
+    assert not checkpoints(tmp_path)
+
+
+def test_criteria_build_in_their_own_scope_without_warnings(monkeypatch):
+    """Detection configs run in mmdet's scope; the criterion registry is
+    prunedet's and must not be searched for an mmdet child."""
+    import mmengine.logging
+    from mmengine.registry import DefaultScope
+    from prunedet.engine.hooks.progressive_pruning_hook import \
+        build_criterion
+    messages = []
+    monkeypatch.setattr(mmengine.logging, 'print_log',
+                        lambda msg, *a, **k: messages.append(msg))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        crit = build_criterion(dict(type='GradientNorm'))
+    assert type(crit).__name__ == 'GradientNorm'
+    assert not [m for m in messages if 'Failed to search' in m], messages

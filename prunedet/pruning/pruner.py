@@ -179,11 +179,11 @@ class ChannelPruner:
         return self._round(0, group)
 
     def _round(self, keep: float, group: ChannelGroup) -> int:
-        original = self.original[group.name]
+        keep = max(keep, self.min_channels)
         if self.round_to > 1:
             keep = math.ceil(keep / self.round_to) * self.round_to
-        keep = max(int(round(keep)), self.min_channels)
-        return min(keep, original, group.num_channels)
+        return min(int(round(keep)), self.original[group.name],
+                   group.num_channels)
 
     def _uniform(self, ratio: float, live) -> Dict[str, int]:
         return {
