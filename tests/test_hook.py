@@ -172,3 +172,76 @@ def test_criteria_build_in_their_own_scope_without_warnings(monkeypatch):
         crit = build_criterion(dict(type='GradientNorm'))
     assert type(crit).__name__ == 'GradientNorm'
     assert not [m for m in messages if 'Failed to search' in m], messages
+
+
+def test_ema_model_is_cut_with_the_model_and_resumes(tmp_path, mnist_root):
+    """mmengine's EMAHook keeps a copy of the model: it loses the same
+    channels at every hard prune (it crashed with a size mismatch)."""
+    cfg = small_cfg(RPGP, tmp_path, mnist_root,
+                    **{'custom_hooks.0.interval': 4})
+    cfg.custom_hooks.append(dict(type='EMAHook', momentum=0.1))
+    runner = build_runner(cfg)
+    runner.train()
+    ema = next(h for h in runner.hooks
+               if type(h).__name__ == 'EMAHook').ema_model
+    model = runner.model
+    assert hook_of(runner).finished
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    assert {n: p.shape for n, p in ema.module.named_parameters()} == shapes
+    assert shapes['backbone.conv1.weight'][0] < 16
+    # the average follows the live (pruned) tensors
+    live = {n: p.data_ptr() for n, p in ema.module.named_parameters()}
+    assert {n: p.data_ptr() for n, p in ema.avg_parameters.items()
+            if n in live} == live
+    # and the EMA differs from the model: it really averages
+    assert not torch.equal(ema.module.backbone.conv1.weight,
+                           model.backbone.conv1.weight)
+    cfg = small_cfg(RPGP, tmp_path, mnist_root, **{
+        'custom_hooks.0.interval': 4, 'train_cfg.max_epochs': 4})
+    cfg.custom_hooks.append(dict(type='EMAHook', momentum=0.1))
+    cfg.resume, cfg.load_from = True, str(tmp_path / 'epoch_3.pth')
+    resumed = build_runner(cfg)
+    resumed.train()
+    assert resumed.epoch == 4
+
+
+def test_sync_bn_is_not_converted_again_after_a_hard_prune():
+    """Runner.wrap_model converts BN to SyncBN anew, creating modules the
+    channel graph does not know; the re-wrap after a hard prune must not."""
+    from mmengine.config import Config
+    from mmengine.model import convert_sync_batchnorm
+    from mmengine.registry import MODEL_WRAPPERS
+    from models import build_classifier, graph_of
+    from prunedet.engine.runner_model import rewrap
+    from prunedet.pruning.surgery import remove_channels
+
+    @MODEL_WRAPPERS.register_module(force=True)
+    class FakeDDP(torch.nn.Module):
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    class Runner:
+        cfg = Config(dict(sync_bn='torch', model_wrapper_cfg=None))
+
+        def wrap_model(self, wrapper_cfg, model):
+            if self.cfg.get('sync_bn'):
+                model = convert_sync_batchnorm(model, self.cfg.sync_bn)
+            return FakeDDP(model)
+
+    model, x = build_classifier('resnet20')
+    runner = Runner()
+    runner.model = runner.wrap_model(None, model)  # as the Runner does
+    model = runner.model.module
+    model.eval()  # SyncBN runs on the CPU in eval mode only
+    graph = graph_of(model, x)
+    group = graph.groups()[1]
+    remove_channels(graph, group, [0, 1])
+    rewrap(runner)
+    assert runner.model.module is model and runner.cfg.sync_bn == 'torch'
+    live = set(map(id, runner.model.module.modules()))
+    assert all(id(m) in live for m in graph.names)
+    assert type(model.backbone.layer1[0].bn1).__name__ == 'SyncBatchNorm'
+    with torch.no_grad():
+        model(x, mode='tensor')

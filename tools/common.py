@@ -48,8 +48,32 @@ def setup(args: argparse.Namespace, checkpoint: str = None):
     from prunedet.utils.config import load_config
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.data_root, args.launcher)
+    if args.launcher == 'pytorch':
+        _cpu_distributed(cfg)
     trusted = list(cfg.get('trusted_checkpoints', None) or [])
     if args.trust_checkpoint:
         trusted.append(checkpoint or cfg.get('load_from'))
     use_safe_loaders(trusted)
     return cfg
+
+
+def _cpu_distributed(cfg) -> None:
+    """Distributed training without GPUs: mmengine's pytorch launcher sets
+    a CUDA device and its DDP wrapper passes ``device_ids``; both fail on a
+    CPU-only machine. Start gloo here (mmengine then keeps the group) and
+    wrap without device ids."""
+    import torch
+    import torch.distributed as torch_dist
+    if torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    if backend not in (None, 'gloo'):
+        print(f'no GPU: distributed backend {backend!r} -> gloo')
+    torch_dist.init_process_group('gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Evaluate CHECKPOINT on N processes (GPUs, or CPU processes with gloo) with mmengine's
+# pytorch launcher, as in mmdet/mmpretrain:
+#   tools/dist_test.sh CONFIG CHECKPOINT N [test.py options]
+# NNODES, NODE_RANK, MASTER_ADDR and PORT configure several machines.
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+  echo "usage: $0 CONFIG CHECKPOINT NUM_PROCESSES [tools/test.py options]" >&2
+  exit 2
+fi
+config=$1
+checkpoint=$2
+procs=$3
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+py="$root/.venv/bin/python"
+[[ -x $py ]] || py=python
+PYTHONPATH="$root:${PYTHONPATH:-}" exec "$py" -m torch.distributed.run \
+  --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+  --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
+  --nproc_per_node="$procs" \
+  "$root/tools/test.py" "$config" "$checkpoint" --launcher pytorch "${@:4}"
