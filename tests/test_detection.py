@@ -135,6 +135,9 @@ def test_imagenet_vgg16_weights_load_into_the_detector(tmp_path):
     # fc6/fc7 too, through the converter
     dst = str(tmp_path / 'frcnn.pth')
     load_tool('model_converters/vgg16_to_faster_rcnn').main([src, dst])
+    from prunedet.engine.checkpoints import load_file, use_safe_loaders
+    assert 'state_dict' in load_file(dst)  # plain data: no flag needed
+    use_safe_loaders()  # as the tools do
     fresh = build_detector(voc)
     load_checkpoint(fresh, dst, strict=False)
     torch.testing.assert_close(fresh.roi_head.bbox_head.shared_fcs[0].weight,
