@@ -245,3 +245,27 @@ def test_sync_bn_is_not_converted_again_after_a_hard_prune():
     assert type(model.backbone.layer1[0].bn1).__name__ == 'SyncBatchNorm'
     with torch.no_grad():
         model(x, mode='tensor')
+
+
+def test_taylor_procedure_removes_a_fixed_count_until_the_target(
+        tmp_path, mnist_root):
+    cfg = small_cfg('classification/resnet20_mnist_taylor.py', tmp_path,
+                    mnist_root, **{
+                        'custom_hooks.0.interval': 1,
+                        'custom_hooks.0.step_channels': 24,
+                        'custom_hooks.0.target_ratio': 0.3,
+                    })
+    cfg.load_from = None  # the mechanism, not the accuracy
+    runner = build_runner(cfg)
+    runner.train()
+    hook = hook_of(runner)
+    assert hook.finished and abs(hook.flops_ratio - 0.7) <= 0.05
+    log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
+    steps = [line for line in log.splitlines()
+             if '24 weakest channels' in line]
+    kept = [int(line.split('channels ')[-1].split('/')[0]) for line in steps]
+    assert len(steps) >= 2 and steps[0].count('24 hard pruned') == 1
+    removed = [a - b for a, b in zip([448] + kept, kept)]
+    assert set(removed[:-1]) == {24} and 0 < removed[-1] <= 24
+    # stopped when the target was met, before the window's end (iter 12)
+    assert hook.steps_done == len(steps) < 12

@@ -1,5 +1,6 @@
 """Channel selection: ratios, FLOPs targets, soft versus hard pruning."""
 import pytest
+import torch
 
 from models import build_classifier, graph_of
 from prunedet.criteria import L1Norm
@@ -83,3 +84,35 @@ def test_reinit_gives_soft_pruned_filters_fresh_weights():
     after = model.backbone.layer3[0].conv1.weight
     changed = (after != before).flatten(1).any(1)
     assert changed.sum() == 32 and after[changed].abs().sum() > 0
+
+
+def test_count_steps_remove_the_globally_weakest_channels():
+    """Molchanov et al.: each step removes a fixed number of channels, the
+    weakest across all layers by per-layer L2-normalised scores."""
+    from prunedet.criteria import BaseCriterion
+
+    class Fixed(BaseCriterion):
+
+        def __call__(self, group):
+            return scores[group.name].clone()
+
+    model, x = build_classifier('resnet20')
+    graph = graph_of(model, x[:2])
+    torch.manual_seed(3)
+    scores = {g.name: torch.rand(g.num_channels) + 1 for g in graph.groups()}
+    weakest = sorted(
+        ((v / s.norm()).item(), name, i) for name, s in scores.items()
+        for i, v in enumerate(s))[:5]
+    total, per_layer = measure_flops(model, x[:1], tensor_forward)
+    pruner = ChannelPruner(graph, Fixed(), target='flops',
+                           flops=FlopsEstimate(total, per_layer,
+                                               graph.groups()))
+    before = dict(channels(pruner))
+    result = pruner.step(0.5, count=5)
+    assert result.hard == 5
+    after = channels(pruner)
+    lost = {n: before[n] - after[n] for n in before if before[n] != after[n]}
+    expected = {}
+    for _, name, _ in weakest:
+        expected[name] = expected.get(name, 0) + 1
+    assert lost == expected

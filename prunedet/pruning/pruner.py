@@ -193,11 +193,17 @@ class ChannelPruner:
             for g in self.groups
         }
 
-    def plan(self, ratio: float, scores: Dict[str, torch.Tensor],
-             live=None) -> Dict[str, int]:
-        """Channels each group keeps after a step at ``ratio``; groups not
-        in ``live`` (default: all) keep what they have."""
+    def plan(self,
+             ratio: float,
+             scores: Dict[str, torch.Tensor],
+             live=None,
+             count: Optional[int] = None) -> Dict[str, int]:
+        """Channels each group keeps after a step at ``ratio``, or after
+        removing the ``count`` globally weakest channels (Molchanov et al.);
+        groups not in ``live`` (default: all) keep what they have."""
         live = set(live if live is not None else scores)
+        if count is not None:
+            return self._global(ratio, scores, live, count)
         if self.target == 'channels' and not self.global_ranking:
             return self._uniform(ratio, live)
         if self.target == 'flops' and not self.global_ranking:
@@ -217,10 +223,13 @@ class ChannelPruner:
                 hi = mid
         return self._uniform(hi, live)
 
-    def _global(self, ratio: float, scores: Dict[str, torch.Tensor],
-                live) -> Dict[str, int]:
+    def _global(self,
+                ratio: float,
+                scores: Dict[str, torch.Tensor],
+                live,
+                count: Optional[int] = None) -> Dict[str, int]:
         """Drop the globally weakest channels (scores normalised per group)
-        until the channel or FLOPs target is met."""
+        until the channel or FLOPs target is met, or ``count`` of them."""
         keep = {g.name: g.num_channels for g in self.groups}
         floor = {g.name: self._floor(g) for g in self.groups}
         order = []
@@ -234,17 +243,18 @@ class ChannelPruner:
         if self.target == 'flops':
             goal = (1. - ratio) * self.flops.original
             current = self.flops(keep)
-            done = lambda: current <= goal  # noqa: E731
         else:
             goal = round(sum(self.original.values()) * (1. - ratio))
-            done = lambda: sum(keep.values()) <= goal  # noqa: E731
+            current = sum(keep.values())
+        budget = float('inf') if count is None else count
         for _, name in order:
-            if done():
+            if current <= goal or budget <= 0:
                 break
             if keep[name] > floor[name]:
-                if self.target == 'flops':
-                    current -= self.flops.saving_per_channel(keep, name)
+                current -= self.flops.saving_per_channel(keep, name) \
+                    if self.target == 'flops' else 1
                 keep[name] -= 1
+                budget -= 1
         return {
             g.name: self._round(keep[g.name], g) if g.name in live else
             keep[g.name]
@@ -261,8 +271,11 @@ class ChannelPruner:
                 dist.all_reduce(s, op='mean')
         return scores
 
-    def decide(self, ratio: float, last: bool,
-               scores: Dict[str, torch.Tensor]) -> dict:
+    def decide(self,
+               ratio: float,
+               last: bool,
+               scores: Dict[str, torch.Tensor],
+               count: Optional[int] = None) -> dict:
         """The step's plan: per group the selected channels (weakest first)
         and which of them are removed; or why the step is postponed."""
         crit = self.criterion
@@ -281,7 +294,7 @@ class ChannelPruner:
             and float(s.abs().max()) <= 1e-12 * top
         ]
         live = [g.name for g in self.groups if g.name not in dead]
-        keep = self.plan(ratio, scores, live)
+        keep = self.plan(ratio, scores, live, count)
         groups = {}
         for g in self.groups:
             drop = max(g.num_channels - keep[g.name], 0)
@@ -307,10 +320,13 @@ class ChannelPruner:
              ratio: float,
              last: bool = False,
              optimizers: Iterable[Optimizer] = (),
-             mirrors=()) -> StepResult:
-        """Score, decide on rank 0, broadcast, apply on every rank."""
+             mirrors=(),
+             count: Optional[int] = None) -> StepResult:
+        """Score, decide on rank 0, broadcast, apply on every rank.
+        ``count``: remove that many channels instead of reaching ``ratio``.
+        """
         scores = self.scores()
-        decision = [self.decide(ratio, last, scores)
+        decision = [self.decide(ratio, last, scores, count)
                     if dist.get_rank() == 0 else None]
         if dist.get_world_size() > 1:
             dist.broadcast_object_list(decision, src=0)

@@ -105,6 +105,11 @@ class ProgressivePruningHook(Hook):
             pruning, see :class:`~prunedet.pruning.pruner.ChannelPruner`.
         input_shape: ``(C, H, W)`` for tracing and FLOPs; default: the shape
             of rank 0's first training batch.
+        step_channels: the iterative Taylor procedure (Molchanov et al.
+            2017): every step removes this many globally weakest channels
+            until ``target_ratio`` is met; a step at ``end`` that has not met
+            it prunes straight to it. Usually from a trained model
+            (``load_from``), hard (``soft_steps=0``).
     """
     priority = 'NORMAL'
 
@@ -126,8 +131,16 @@ class ProgressivePruningHook(Hook):
                  remove_ratio: float = 0.,
                  soft_mode: str = 'zero',
                  hard_at_end: bool = True,
-                 input_shape: Optional[Sequence[int]] = None):
+                 input_shape: Optional[Sequence[int]] = None,
+                 step_channels: Optional[int] = None):
         _check('target_ratio', target_ratio, 'real')
+        _check('step_channels', step_channels, 'int', allow_none=True)
+        if step_channels is not None and (step_channels < 1
+                                          or soft_steps != 0):
+            raise ValueError(
+                'step_channels (channels removed per step) must be >= 1 and '
+                'goes with hard pruning (soft_steps=0), got '
+                f'step_channels={step_channels}, soft_steps={soft_steps}')
         _check('interval', interval, 'int', allow_none=True)
         _check('begin', begin, 'real')
         _check('end', end, 'real', allow_none=True)
@@ -178,6 +191,7 @@ class ProgressivePruningHook(Hook):
             soft_mode=soft_mode,
             hard_at_end=hard_at_end)
         self.input_shape = tuple(input_shape) if input_shape else None
+        self.step_channels = step_channels
 
         self.model = None
         self.pruner: Optional[ChannelPruner] = None
@@ -338,9 +352,12 @@ class ProgressivePruningHook(Hook):
 
     def _prune_step(self, runner, done: int) -> None:
         last = self.schedule.is_last(done)
+        count = None if last else self.step_channels
+        ratio = self.schedule.target if count else self.schedule.ratio(done)
         result = self.pruner.step(
-            self.schedule.ratio(done), last, optimizers(runner),
-            mirrors=[ema.module for ema in averaged_models(runner)])
+            ratio, last, optimizers(runner),
+            mirrors=[ema.module for ema in averaged_models(runner)],
+            count=count)
         unit = 'epoch' if self.by_epoch else 'iter'
         if result.postponed:
             if last:
@@ -364,12 +381,16 @@ class ProgressivePruningHook(Hook):
                 'them and are kept at this step')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
+        if count and self._target_met(result):
+            last = True  # Taylor: the target is met before the deadline
         kept = sum(c[0] for c in result.channels.values())
         total = sum(c[1] for c in result.channels.values())
+        what = f'{count} weakest channels' if count else \
+            f'ratio {result.ratio:.3f} of the {self.target}'
+        of = '' if count else f'/{self.schedule.num_steps}'
         lines = [
-            f'Pruning step {self.steps_done}/{self.schedule.num_steps} '
-            f'({unit} {done}): ratio {result.ratio:.3f} of the '
-            f'{self.target}, {result.soft} soft + {result.hard} hard pruned, '
+            f'Pruning step {self.steps_done}{of} ({unit} {done}): {what}, '
+            f'{result.soft} soft + {result.hard} hard pruned, '
             f'{result.recovered} soft-pruned recovered; channels '
             f'{kept}/{total}, params {_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
@@ -381,6 +402,13 @@ class ProgressivePruningHook(Hook):
         runner.logger.info('\n'.join(lines))
         if last:
             self._finish(runner)
+
+    def _target_met(self, result) -> bool:
+        if self.target == 'flops':
+            return self.flops_ratio <= 1. - self.schedule.target + 1e-6
+        kept = sum(c[0] for c in result.channels.values())
+        total = sum(c[1] for c in result.channels.values())
+        return kept <= round(total * (1. - self.schedule.target))
 
     def _finish(self, runner) -> None:
         """Stop collecting statistics and measure the final model."""

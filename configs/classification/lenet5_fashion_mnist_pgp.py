@@ -1,0 +1,1 @@
+_base_ = ['./lenet5_fashion_mnist.py', '../_base_/pruning/pgp.py']

@@ -1,0 +1,1 @@
+_base_ = ['./resnet20_fashion_mnist.py', '../_base_/pruning/l1.py']
