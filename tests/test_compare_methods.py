@@ -1,0 +1,55 @@
+"""The method table is built from finished runs, and runs are not repeated."""
+import csv
+import json
+import os
+import os.path as osp
+
+from test_tools_and_readme import load_tool
+
+TINY = [
+    'train_cfg.max_epochs=1', 'train_dataloader.batch_size=64',
+    'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+    'test_dataloader.num_workers=0'
+]
+
+
+def compare(tmp_path, mnist_root, *ratios):
+    return load_tool('analysis/compare_methods').main([
+        'classification/resnet20_mnist', '--methods', 'baseline', 'rpgp',
+        '--ratios', *map(str, ratios), '--work-dir',
+        str(tmp_path), '--data-root', mnist_root, '--cfg-options', *TINY
+    ])
+
+
+def test_table_from_two_runs_then_nothing_is_run_again(tmp_path, mnist_root):
+    rows = compare(tmp_path, mnist_root, 0.5, 1.5)
+    base, rpgp, bad = rows
+    assert (base['method'], rpgp['method'], bad['method']) == \
+        ('baseline', 'rpgp', 'rpgp')
+    # the measured FLOPs, not the target, and the test metric of each run
+    assert abs(rpgp['flops'] / base['flops'] - 0.5) <= 0.02
+    assert rpgp['params'] < base['params']
+    for row in (base, rpgp):
+        metrics = json.load(open(osp.join(
+            str(tmp_path), 'baseline' if row is base else 'rpgp/0.5',
+            'metrics.json')))
+        assert metrics['accuracy/top1'] == row['accuracy/top1']
+    # a failed run is a row saying why, not a crash and not a gap
+    assert 'target ratio must be in [0, 1)' in bad['error']
+    with open(osp.join(str(tmp_path), 'table.csv')) as f:
+        table = list(csv.DictReader(f))
+    assert [r['method'] for r in table] == ['baseline', 'rpgp', 'rpgp']
+    assert table[0]['gap'] == '+0.00' and table[1]['FLOPs %'] in (
+        '49.6', '49.7', '50.0', '50.3', '50.4')
+    assert table[2]['result'].startswith('failed: ValueError')
+    md = open(osp.join(str(tmp_path), 'table.md')).read()
+    assert '| rpgp | 50 |' in md and 'failed' in md
+    assert osp.getsize(osp.join(str(tmp_path), 'accuracy_vs_flops.png')) > 5e3
+    # again: finished runs are collected, not trained again
+    done = osp.join(str(tmp_path), 'rpgp', '0.5', 'result.json')
+    stamp = os.stat(done).st_mtime_ns
+    logs = sorted(os.listdir(osp.join(str(tmp_path), 'rpgp', '0.5')))
+    again = compare(tmp_path, mnist_root, 0.5)
+    assert os.stat(done).st_mtime_ns == stamp
+    assert sorted(os.listdir(osp.join(str(tmp_path), 'rpgp', '0.5'))) == logs
+    assert again[1]['flops'] == rpgp['flops']
