@@ -111,13 +111,13 @@ def benchmark(name, batch, repeats, ratio, round_to):
 
     plain = timed(step, repeats)
     handle = optimizer.register_step_pre_hook(
-        lambda *_: crit.update(pruner.groups))
+        lambda *_: None if crit.commit(pruner.groups) else None)
     with_crit = timed(step, repeats)
     handle.remove()
     # criterion time alone, on the last step's gradients
     optimizer.zero_grad()
     torch.nn.functional.cross_entropy(model(x, mode='tensor'), y).backward()
-    update = timed(lambda: crit.update(pruner.groups), repeats)
+    update = timed(lambda: crit.measure(pruner.groups), repeats)
 
     # one hard-prune event: every group loses its weakest channels
     t = time.perf_counter()
