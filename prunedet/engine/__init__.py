@@ -1,5 +1,6 @@
 """Runner-side pieces: the hooks, safe checkpoint I/O, the runner's model."""
 from . import checkpoints  # noqa: F401  (registers the 'atomic_local' backend)
 from .hooks import ProgressivePruningHook, SafeCheckpointHook
+from .loops import DCPSelectionLoop  # noqa: F401  (DCP stage 2)
 
 __all__ = ['ProgressivePruningHook', 'SafeCheckpointHook']
