@@ -1,7 +1,6 @@
 """DCP: auxiliary losses (stage 1), greedy channel selection (stage 2),
 the pruned checkpoint in a plain classifier config (stage 3)."""
 import copy
-import importlib.util
 import math
 import os.path as osp
 
@@ -12,9 +11,10 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from conftest import ROOT, config_path
+from conftest import config_path
 from models import CLASSIFIERS
 from runner_utils import build_runner, small_cfg
+from test_tools_and_readme import load_tool
 from prunedet.dcp import GreedyChannelSelection, channel_scores
 from prunedet.dcp.objective import layer_objective
 from prunedet.pruning.groups import ParamSlice
@@ -28,14 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def dcp_classifier(arch, **options):
