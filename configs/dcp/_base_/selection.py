@@ -9,8 +9,9 @@ dcp_selection = dict(
     # floor(C * pruning_rate) of C go (the comparison tool sets 0.3/0.5/0.7)
     pruning_rate=0.5,
     # training samples per gradient pass; the paper uses the whole training
-    # set per added channel (samples=None), far too slow on a CPU
-    samples=1024,
+    # set per added channel (samples=None), far too slow on a CPU: 512 are 4
+    # batches of 128
+    samples=512,
     # SGD steps (batches) of the sub-problem per added channel; None: as many
     # as a gradient pass (the code: one pass)
     sub_steps=None,
