@@ -89,11 +89,11 @@ class OnnxTwoStageDetector:
         # only the heads' post-processing is used: their layers are built
         # at the smallest size, the exported parts hold the real ones
         self.rpn_head = MODELS.build(
-            dict(info['rpn_head'], in_channels=1, feat_channels=1,
-                 test_cfg=self.test_cfg.rpn))
+            dict(info['rpn_head'], _scope_='mmdet', in_channels=1,
+                 feat_channels=1, test_cfg=self.test_cfg.rpn))
         self.bbox_head = MODELS.build(
-            dict(info['bbox_head'], in_channels=1, fc_out_channels=1,
-                 roi_feat_size=1))
+            dict(info['bbox_head'], _scope_='mmdet', in_channels=1,
+                 fc_out_channels=1, roi_feat_size=1))
         self.classes = info.get('classes')
 
     def propose(self, inputs: torch.Tensor, batch_img_metas: Sequence[dict]):
