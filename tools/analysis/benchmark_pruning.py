@@ -17,6 +17,7 @@ import argparse
 import os.path as osp
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -28,6 +29,8 @@ import prunedet  # noqa: E402,F401
 import torch_pruning as tp  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from prunedet.criteria import GradientNorm  # noqa: E402
+from prunedet.deploy.latency import (TABLE_HEADER, format_rows,  # noqa: E402
+                                     latency_rows)
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
 from prunedet.pruning.pruner import ChannelPruner  # noqa: E402
@@ -78,20 +81,6 @@ def train_step(model, x, y, optimizer):
     optimizer.step()
 
 
-def latency_ratio(pruned, full, batch, repeats):
-    """Pruned / unpruned inference time on the same ``batch`` of inputs."""
-    x = torch.randn(batch, 3, 32, 32)
-    times = {pruned: [], full: []}
-    with torch.no_grad():
-        for _ in range(repeats + 1):  # alternate, so load hits both alike
-            for model in times:
-                t = time.perf_counter()
-                model(x, mode='tensor')
-                times[model].append(time.perf_counter() - t)
-    median = {m: statistics.median(ts[1:]) for m, ts in times.items()}
-    return median[pruned] / median[full]
-
-
 def benchmark(name, batch, repeats, ratio, round_to):
     model, x, y, optimizer = setup(name, batch)
     model.train()
@@ -139,11 +128,19 @@ def benchmark(name, batch, repeats, ratio, round_to):
     tp_pruner.step()
     tp_event = time.perf_counter() - t
 
-    # inference latency, pruned versus a fresh unpruned model
+    # inference latency, pruned versus a fresh unpruned model, per runtime
     pruned_flops, _ = measure_flops(model, x[:1], tensor_forward)
     full = setup(name, 1)[0]
     model.eval(), full.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        runtimes = {
+            b: latency_rows(model, full, torch.randn(b, 3, 32, 32),
+                            pruned_flops / total, tmp,
+                            repeats=repeats * (8 if b == 1 else 1))
+            for b in (1, 32)
+        }
     return dict(
+        runtimes=runtimes,
         model=name,
         train_step_s=plain,
         criterion_overhead=(with_crit - plain) / plain,
@@ -153,8 +150,8 @@ def benchmark(name, batch, repeats, ratio, round_to):
         tp_prune_ratio=tp_event / plain,
         step_after_prune_s=after,
         flops_ratio=pruned_flops / total,
-        latency_ratio=latency_ratio(model, full, 1, repeats * 8),
-        latency_ratio_b32=latency_ratio(model, full, 32, repeats),
+        latency_ratio=runtimes[1][0]['latency_ratio'],
+        latency_ratio_b32=runtimes[32][0]['latency_ratio'],
     )
 
 
@@ -189,6 +186,12 @@ def main(argv=None):
             f'{r["latency_ratio"]:.3f} ({r["latency_ratio_b32"]:.3f})',
             f'{r["latency_ratio"] / r["flops_ratio"]:.3f}'
         ]))
+    print('\ninference per runtime (eager: as trained; folded: BN folded; '
+          'torchscript: folded, frozen, optimised for inference)')
+    print(TABLE_HEADER)
+    for r in rows:
+        for batch, lines in r['runtimes'].items():
+            print('\n'.join(format_rows(r['model'], batch, lines)))
     return rows
 
 
