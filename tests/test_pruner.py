@@ -116,3 +116,14 @@ def test_count_steps_remove_the_globally_weakest_channels():
     for _, name, _ in weakest:
         expected[name] = expected.get(name, 0) + 1
     assert lost == expected
+
+
+def test_rounded_flops_plan_lands_on_the_target():
+    """Rounding every layer up to multiples of 8 overshoots the FLOPs cut;
+    the plan gives whole steps back while the target holds."""
+    model, x, pruner, total = make_pruner(target='flops', round_to=8)
+    pruner.step(0.3, last=True)
+    measured, _ = measure_flops(model, x[:1], tensor_forward)
+    assert 0.68 <= measured / total <= 0.70
+    for name, kept in channels(pruner).items():
+        assert kept % 8 == 0 or kept == pruner.original[name]

@@ -8,5 +8,6 @@ custom_hooks = [
         target_ratio=0.3,
         by_epoch=False,
         end=0.5,
+        round_to=8,  # multiples of 8: faster oneDNN kernels
         input_shape=(3, 256, 256)),
 ]

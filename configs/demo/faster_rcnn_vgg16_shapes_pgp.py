@@ -9,5 +9,6 @@ custom_hooks = [
         by_epoch=False,
         interval=100,
         end=0.6,
+        round_to=8,  # multiples of 8: faster oneDNN kernels
         input_shape=(3, 256, 256)),
 ]

@@ -221,7 +221,26 @@ class ChannelPruner:
                 lo = mid
             else:
                 hi = mid
-        return self._uniform(hi, live)
+        keep = self._uniform(hi, live)
+        if self.round_to > 1:  # rounding overshoots: add steps back
+            self._fill(keep, goal, live)
+        return keep
+
+    def _fill(self, keep: Dict[str, int], goal: float, live) -> None:
+        """Give back ``round_to`` channels to groups, deepest cut first,
+        while the FLOPs stay within ``goal``."""
+        changed = True
+        while changed:
+            changed = False
+            for g in sorted(self.groups,
+                            key=lambda g: keep[g.name] / g.num_channels):
+                more = min(keep[g.name] + self.round_to, g.num_channels)
+                if g.name not in live or more == keep[g.name]:
+                    continue
+                trial = dict(keep, **{g.name: more})
+                if self.flops(trial) <= goal:
+                    keep[g.name] = more
+                    changed = True
 
     def _global(self,
                 ratio: float,
