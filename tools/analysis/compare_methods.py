@@ -17,7 +17,8 @@ from another stage include that stage's time).
 The ratio is the share of FLOPs removed for the hook-based methods (their
 ``target`` is set to ``'flops'``) and the share of channels removed per
 layer for DCP; the measured FLOPs column makes them comparable. Every run
-lives in its own folder; a finished one (``result.json``) is not run again,
+lives in its own folder (stages that do not depend on the ratio, such as
+DCP's first, are run once); a finished one (``result.json``) is not run again,
 a failed one is reported in the table (``failed.json``) and retried next
 time.
 """
@@ -90,10 +91,12 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
 class Runs:
     """Trains and evaluates runs in ``work_dir``, each once."""
 
-    def __init__(self, task, work_dir, options, data_root=None):
+    def __init__(self, task, work_dir, options, data_root=None,
+                 method_options=None):
         self.task = task
         self.work_dir = work_dir
         self.options = list(options)
+        self.method_options = method_options or {}
         self.data_root = data_root
         self.baseline: Optional[dict] = None
 
@@ -105,13 +108,14 @@ class Runs:
         spec.loader.exec_module(module)
         return module.main
 
-    def train(self, stage: Stage, run_dir: str, ratio, load_from) -> dict:
+    def train(self, stage: Stage, run_dir: str, ratio, load_from,
+              method: str = '') -> dict:
         """One stage, unless already done: {checkpoint, seconds}."""
         done = osp.join(run_dir, 'result.json')
         if osp.isfile(done):
             with open(done) as f:
                 return dict(json.load(f), skipped=True)
-        options = list(self.options)
+        options = list(self.options) + self.method_options.get(method, [])
         options += [o.format(ratio) for o in stage.ratio]
         if load_from:
             options.append(f'load_from={load_from}')
@@ -155,11 +159,14 @@ class Runs:
         row = dict(method=label, ratio=ratio)
         if method == 'baseline':
             run_dirs = [osp.join(self.work_dir, 'baseline')]
-        else:
-            base = osp.join(self.work_dir, label,
-                            'none' if ratio is None else f'{ratio:g}')
+        else:  # stages before the first that takes the ratio are shared
+            first = next((i for i, s in enumerate(stages) if s.ratio),
+                         len(stages))
             run_dirs = [
-                osp.join(base, f'stage{i + 1}') if len(stages) > 1 else base
+                osp.join(self.work_dir, label,
+                         f'{ratio:g}' if ratio is not None and i >= first
+                         else 'shared',
+                         f'stage{i + 1}' if len(stages) > 1 else '')
                 for i in range(len(stages))
             ]
         failed = osp.join(run_dirs[-1], 'failed.json')
@@ -173,7 +180,8 @@ class Runs:
                     seconds += self.baseline['seconds']
                 elif stage.load == 'previous':
                     load_from = previous['checkpoint']
-                previous = self.train(stage, run_dir, ratio, load_from)
+                previous = self.train(stage, run_dir, ratio, load_from,
+                                      method)
                 seconds += previous['seconds']
             metrics = self.evaluate(stages[-1], previous['checkpoint'],
                                     run_dirs[-1])
@@ -319,6 +327,10 @@ def parse_args(argv=None):
     parser.add_argument('--data-root')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value options for every run')
+    parser.add_argument('--method-options', nargs='+', default=[],
+                        metavar='METHOD:KEY=VALUE',
+                        help='options for one method\'s runs, e.g. '
+                        'taylor:custom_hooks.0.step_channels=16')
     return parser.parse_args(argv)
 
 
@@ -330,7 +342,15 @@ def main(argv=None):
     os.makedirs(work_dir, exist_ok=True)
     import prunedet  # noqa: F401  (imports out of the first run's time)
     import mmengine.runner  # noqa: F401
-    runs = Runs(args.task, work_dir, args.cfg_options, args.data_root)
+    per_method = {}
+    for item in args.method_options:
+        method, _, option = item.partition(':')
+        if method not in ORDER or '=' not in option:
+            raise ValueError(f'--method-options takes METHOD:KEY=VALUE with '
+                             f'a method of {list(ORDER)}, got {item!r}')
+        per_method.setdefault(method, []).append(option)
+    runs = Runs(args.task, work_dir, args.cfg_options, args.data_root,
+                per_method)
     available = method_stages(args.task)
     methods = ['baseline'] + [m for m in args.methods
                               if m != 'baseline' and m in available]
