@@ -6,5 +6,7 @@ default_hooks = dict(
 visualizer = dict(
     _delete_=True,
     type='DetLocalVisualizer',
-    vis_backends=[dict(type='LocalVisBackend')],
-    name='visualizer')
+    # no fixed name: mmengine names it after the experiment, so a second
+    # Runner in the same process (compare_methods.py, tests) gets its own
+    # instance and logs into its own work dir
+    vis_backends=[dict(type='LocalVisBackend')])
