@@ -97,3 +97,22 @@ def test_a_truncated_xml_stops_training_before_it_starts(tmp_path, voc):
     with pytest.raises(VOCAnnotationError, match=f'{first}.xml'):
         runner.train()
     assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_voc2007_only_configs_build_their_datasets(tmp_path):
+    from mmdet.registry import DATASETS
+    from conftest import config_path
+    from prunedet.utils.config import load_config
+    root = write_shapes_voc(str(tmp_path / 'devkit'), 6, 3,
+                            classes=('aeroplane', 'bicycle', 'bird'))
+    for name in ('faster_rcnn_vgg16_voc07.py',
+                 'faster_rcnn_vgg16_voc07_rpgp.py'):
+        cfg = load_config(config_path(name), data_root=root)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            train = DATASETS.build(cfg.train_dataloader.dataset)
+            test = DATASETS.build(cfg.test_dataloader.dataset)
+        assert len(train) == 3 * 6 and len(test) == 3  # no VOC2012 needed
+    cfg = load_config(config_path('faster_rcnn_vgg16_voc.py'), data_root=root)
+    with pytest.raises(FileNotFoundError, match='VOC2012'):
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            DATASETS.build(cfg.train_dataloader.dataset)
