@@ -3,10 +3,19 @@
 mmpretrain's datasets download what is missing and require the official
 md5 sums of the CIFAR batches. prunedet runs offline and is tested on files it
 writes itself in the same formats, so these variants name any missing file
-before training starts and do not compare checksums.
+before training starts and do not compare checksums. They also name a file
+that is truncated or whose images and labels do not match (mmpretrain fails
+in a reshape that names nothing), and unpickle the CIFAR batches with an
+allowlist of numpy's array types only: a dataset file is untrusted input,
+like a checkpoint.
 """
+import io
 import os.path as osp
+import pickle
+import struct
 from typing import List
+
+import numpy as np
 
 from mmpretrain.datasets import CIFAR10, MNIST, FashionMNIST
 from mmpretrain.datasets.utils import rm_suffix
@@ -18,6 +27,53 @@ def _require(cls_name: str, root: str, files: List[str], hint: str) -> None:
     if missing:
         raise FileNotFoundError(
             f'{cls_name}: {root!r} is missing {missing}. {hint}')
+
+
+class DatasetFileError(ValueError):
+    """A dataset file that is truncated, malformed or inconsistent."""
+
+
+def idx_count(path: str, dims: int) -> int:
+    """Items in an IDX file (MNIST's format), checked against its size."""
+    with open(path, 'rb') as f:
+        header = f.read(4 + 4 * dims)
+    if len(header) < 4 + 4 * dims or header[:2] != b'\0\0' or \
+            header[2] != 8 or header[3] != dims:
+        raise DatasetFileError(f'{path}: not an IDX file of {dims}-D uint8 '
+                               'data (wrong header)')
+    shape = struct.unpack(f'>{dims}I', header[4:])
+    expected = len(header) + int(np.prod(shape))
+    size = osp.getsize(path)
+    if size != expected:
+        raise DatasetFileError(
+            f'{path}: {size} bytes, but its header describes {shape} '
+            f'({expected} bytes): the file is truncated or corrupt')
+    return shape[0]
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles CIFAR's batches (dicts, lists, bytes, numpy arrays) and
+    nothing else."""
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
+               ('numpy.core.multiarray', '_reconstruct'),
+               ('numpy._core.multiarray', '_reconstruct')}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f'refused global {module}.{name} (not a CIFAR batch)')
+        return super().find_class(module, name)
+
+
+def load_pickle(path: str):
+    """A CIFAR python batch, naming the file if it cannot be read."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return _ArraysOnly(io.BytesIO(data), encoding='latin1').load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise DatasetFileError(
+            f'{path}: not a readable CIFAR batch ({error})') from None
 
 
 class _NoDownload:
@@ -40,6 +96,18 @@ class OfflineMNIST(_NoDownload, MNIST):
             type(self).__name__, self.data_prefix['root'], files,
             'Expected the uncompressed IDX files (gunzip the .gz archives).')
         return True
+
+    def load_data_list(self):
+        self._check_exists()
+        files = self.train_list if self.split == 'train' else self.test_list
+        images, labels = (osp.join(self.data_prefix['root'], rm_suffix(f))
+                          for f, _ in files)
+        count = idx_count(images, 3)
+        if count != idx_count(labels, 1):
+            raise DatasetFileError(
+                f'{images} holds {count} images but {labels} '
+                f'{idx_count(labels, 1)} labels')
+        return super().load_data_list()
 
 
 @DATASETS.register_module()
@@ -65,3 +133,31 @@ class OfflineCIFAR10(_NoDownload, CIFAR10):
             osp.join(self.data_prefix['root'], self.base_folder), files,
             'Expected the extracted cifar-10-python.tar.gz.')
         return True
+
+    def load_data_list(self):
+        self._check_integrity()
+        folder = osp.join(self.data_prefix['root'], self.base_folder)
+        batches = self.train_list if self.split == 'train' else \
+            self.test_list
+        imgs, gt_labels = [], []
+        for name, _ in batches:
+            path = osp.join(folder, name)
+            entry = load_pickle(path)
+            labels = entry.get('labels', entry.get('fine_labels'))
+            data = np.asarray(entry.get('data'))
+            if labels is None or data.ndim != 2 or \
+                    data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+                raise DatasetFileError(
+                    f'{path}: expected N rows of 3072 pixels and N labels, '
+                    f'got data {data.shape} and '
+                    f'{None if labels is None else len(labels)} labels')
+            imgs.append(data)
+            gt_labels.extend(labels)
+        if self.CLASSES is None:
+            meta = load_pickle(osp.join(folder, self.meta['filename']))
+            self._metainfo.setdefault('classes', meta[self.meta['key']])
+        imgs = np.vstack(imgs).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
+        return [{
+            'img': img,
+            'gt_label': int(label)
+        } for img, label in zip(imgs, gt_labels)]

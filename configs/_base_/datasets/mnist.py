@@ -10,6 +10,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        split='train',
         test_mode=False,
         pipeline=pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -20,6 +21,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        split='test',  # without it mmpretrain evaluates on the train split
         test_mode=True,
         pipeline=pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
