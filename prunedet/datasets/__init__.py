@@ -1,9 +1,10 @@
+from .domain_folder import DomainFolder, DomainPairDataset
 from .offline_classification import (OfflineCIFAR10, OfflineFashionMNIST,
                                      OfflineMNIST)
-from .office31 import DomainPairDataset, Office31
+from .office31 import Office31
 from .voc import CheckedVOCDataset
 
 __all__ = [
     'OfflineMNIST', 'OfflineFashionMNIST', 'OfflineCIFAR10', 'CheckedVOCDataset',
-    'Office31', 'DomainPairDataset'
+    'Office31', 'DomainFolder', 'DomainPairDataset'
 ]

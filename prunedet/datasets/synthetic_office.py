@@ -70,6 +70,28 @@ def render(mask: np.ndarray, style: dict,
     return np.uint8(np.clip(arr, 0, 1) * 255)
 
 
+def write_domains(root: str,
+                  styles: Dict[str, str],
+                  classes: Sequence[str],
+                  images_per_class: int = 8,
+                  size: int = 64,
+                  seed: int = 0,
+                  subdir: str = '') -> str:
+    """Write ``root/<domain>[/<subdir>]/<class>/<i>.jpg``, each domain
+    (a folder name) rendered in a style of :data:`DOMAIN_STYLES` (e.g.
+    ``{'uci': 'amazon', 'mnist': 'webcam'}``): any two-domain layout."""
+    masks = _silhouettes(len(classes), size, seed=1234)
+    for d, (domain, style) in enumerate(styles.items()):
+        rng = np.random.default_rng(seed + 1000 * (d + 1))
+        for mask, name in zip(masks, classes):
+            folder = osp.join(root, domain, subdir, str(name))
+            os.makedirs(folder, exist_ok=True)
+            for i in range(images_per_class):
+                Image.fromarray(render(mask, DOMAIN_STYLES[style], rng)).save(
+                    osp.join(folder, f'frame_{i:04d}.jpg'), quality=90)
+    return root
+
+
 def write_office31(root: str,
                    domains: Sequence[str] = ('amazon', 'webcam'),
                    images_per_class: int = 8,
@@ -77,14 +99,6 @@ def write_office31(root: str,
                    classes: Sequence[str] = OFFICE31_CLASSES,
                    seed: int = 0) -> str:
     """Write ``root/<domain>/images/<class>/<i>.jpg`` for each domain."""
-    masks = _silhouettes(len(classes), size, seed=1234)
-    for d, domain in enumerate(domains):
-        style = DOMAIN_STYLES[domain]
-        rng = np.random.default_rng(seed + 1000 * (d + 1))
-        for mask, name in zip(masks, classes):
-            folder = osp.join(root, domain, 'images', name)
-            os.makedirs(folder, exist_ok=True)
-            for i in range(images_per_class):
-                Image.fromarray(render(mask, style, rng)).save(
-                    osp.join(folder, f'frame_{i:04d}.jpg'), quality=90)
-    return root
+    return write_domains(root, {d: d
+                                for d in domains}, classes,
+                         images_per_class, size, seed, subdir='images')
