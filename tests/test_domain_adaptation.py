@@ -21,7 +21,7 @@ from prunedet.datasets.office31 import OFFICE31_CLASSES
 from prunedet.datasets.synthetic_office import write_office31
 from prunedet.models.domain_adaptation import TorchvisionVGG16, mk_mmd
 from prunedet.models.domain_adaptation.mmd_classifier import \
-    training_progress
+    training_iters
 from prunedet.pruning.groups import ChannelGraph
 from prunedet.pruning.architecture import restore_architecture
 from prunedet.pruning.surgery import remove_channels
@@ -141,23 +141,33 @@ def test_mmd_matches_the_kernel_formula_and_its_gradient_aligns():
     assert after < before
 
 
-def test_lambda_ramps_up_with_the_runner_progress():
+def test_lambda_ramps_up_after_the_warm_up_with_the_runner_progress():
     model = build_tiny_model()
-    assert model.mmd_lambda(0.) == 0.
-    assert model.mmd_lambda(0.5) == pytest.approx(0.9866, abs=1e-4)
-    assert model.mmd_lambda(1.) == pytest.approx(1., abs=1e-4)
+    assert model.mmd_lambda(0, 100) == 0.
+    assert model.mmd_lambda(50, 100) == pytest.approx(0.9866, abs=1e-4)
+    assert model.mmd_lambda(100, 100) == pytest.approx(1., abs=1e-4)
+    assert model.mmd_lambda() == 1.  # outside a run: the final weight
     hub = MessageHub.get_instance('test_da_progress')
     hub.update_info('iter', 25)
     hub.update_info('max_iters', 100)
     try:
-        assert training_progress() == 0.25
+        assert training_iters() == (25, 100)
     finally:
         hub.update_info('max_iters', 0)  # no run: full lambda
-    assert training_progress() == 1.
-    constant = build_tiny_model(lambda_ramp='constant', mmd_weight=0.3)
-    assert constant.mmd_lambda(0.) == 0.3
+    # source-only warm-up, then the same ramp over the remaining iterations
+    warm = build_tiny_model(warmup_iters=40)
+    assert warm.mmd_lambda(0, 100) == warm.mmd_lambda(39, 100) == 0.
+    assert warm.mmd_lambda(40, 100) == 0.
+    assert warm.mmd_lambda(70, 100) == pytest.approx(
+        model.mmd_lambda(50, 100))
+    constant = build_tiny_model(
+        lambda_ramp='constant', mmd_weight=0.3, warmup_iters=10)
+    assert constant.mmd_lambda(9, 100) == 0.
+    assert constant.mmd_lambda(10, 100) == 0.3
     with pytest.raises(ValueError, match='lambda_ramp'):
         build_tiny_model(lambda_ramp='linear')
+    with pytest.raises(ValueError, match='warmup_iters'):
+        build_tiny_model(warmup_iters=0.25)
 
 
 # --- data -----------------------------------------------------------------
@@ -257,8 +267,10 @@ def test_a_train_step_optimises_source_ce_plus_mmd(office_root):
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     losses = model.train_step(_batch(office_root), optim)
-    assert {'loss', 'loss_mmd', 'mmd', 'mmd_lambda'} <= set(losses)
+    assert {'loss', 'loss_mmd', 'mmd', 'mmd_lambda',
+            'feat_var'} <= set(losses)
     assert losses['mmd'] > 0 and losses['loss_mmd'] > 0
+    assert losses['feat_var'] > 0
     changed = [
         n for n, p in model.named_parameters()
         if not torch.equal(p, before[n])
@@ -474,6 +486,9 @@ def test_every_transfer_and_method_has_a_config(transfer):
         assert cfg.model.backbone.init_cfg.type == 'Pretrained'
         assert dict(type='RandomCrop', crop_size=224) in train.source.pipeline
         assert (cfg.model.mmd_loss is None) == (method == 'source_only')
+        # the pretrained-weights recipe: DAN's ramp from the first iteration
+        assert cfg.model.get('warmup_iters', 0) == 0
+        assert cfg.default_hooks.collapse_guard.type == 'CollapseGuardHook'
         hooks = cfg.get('custom_hooks', [])
         if method in ('rpgp', 'tcp'):
             (hook, ) = hooks

@@ -1,1 +1,3 @@
-_base_ = ['./_base_/rpgp.py', '../_base_/datasets/office31_a2d.py']
+_base_ = [
+    './_base_/mmd.py', './_base_/rpgp.py', '../_base_/datasets/office31_a2d.py'
+]

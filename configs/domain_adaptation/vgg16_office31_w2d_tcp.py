@@ -1,1 +1,3 @@
-_base_ = ['./_base_/tcp.py', '../_base_/datasets/office31_w2d.py']
+_base_ = [
+    './_base_/mmd.py', './_base_/tcp.py', '../_base_/datasets/office31_w2d.py'
+]

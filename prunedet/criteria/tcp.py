@@ -18,7 +18,15 @@ runs ``[source; target]`` as one batch, so the batch splits into ``domains``
 equal parts. The public code overwrote the scores at every batch; here they
 are an exponential moving average (``decay``), so the ranking reflects the
 trained network rather than the early iterations of the same run.
+
+A layer whose statistics have faded (the average fell to ``fade`` of its
+peak in a domain: its recent Taylor terms are zero, e.g. dead units after an
+MMD collapse) scores zero there instead of being normalised back to unit
+scale, so the pruner keeps it with a warning rather than ranking it by what
+was left of the time before it died.
 """
+from typing import Dict
+
 import torch
 
 from prunedet.pruning.groups import ChannelGroup
@@ -31,14 +39,22 @@ class TCP(TaylorActivation):
     """Args:
         domains: equal parts of each training batch scored separately.
         decay: weight of the past in the moving average (1: a plain sum).
+        fade: a layer whose average norm fell to this share of its peak
+            (per domain) scores zero there.
     """
 
-    def __init__(self, domains: int = 2, decay: float = 0.99):
+    def __init__(self,
+                 domains: int = 2,
+                 decay: float = 0.99,
+                 fade: float = 1e-3):
         super().__init__()
-        if domains < 1 or not 0. < decay <= 1.:
-            raise ValueError('TCP needs domains >= 1 and 0 < decay <= 1')
+        if domains < 1 or not 0. < decay <= 1. or not 0. <= fade < 1.:
+            raise ValueError('TCP needs domains >= 1, 0 < decay <= 1 and '
+                             '0 <= fade < 1')
         self.domains = domains
         self.decay = decay
+        self.fade = fade
+        self.peaks: Dict[str, torch.Tensor] = {}  # (domains,) largest norms
 
     def batch_score(self, taylor: torch.Tensor) -> torch.Tensor:
         """(domains, C): the Taylor score of each domain's part."""
@@ -55,11 +71,31 @@ class TCP(TaylorActivation):
         if prev is not None:
             self.scores[name] = prev * self.decay
         super()._accumulate(name, value)
+        norm = self.scores[name].norm(dim=-1)
+        peak = self.peaks.get(name)
+        self.peaks[name] = norm if peak is None or peak.shape != norm.shape \
+            else torch.maximum(peak, norm)
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
         score = self.scores.get(group.name)
         if score is None or score.shape[-1] != group.num_channels:
             return torch.zeros(group.num_channels)
         score = score.cpu()
-        score = score / score.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return score.min(0).values
+        norm = score.norm(dim=-1, keepdim=True)
+        peak = self.peaks.get(group.name)
+        faded = norm <= self.fade * peak.cpu()[:, None] if peak is not None \
+            else torch.zeros_like(norm, dtype=torch.bool)
+        score = score / norm.clamp_min(1e-12)
+        return score.masked_fill(faded, 0.).min(0).values
+
+    def reset(self) -> None:
+        super().reset()
+        self.peaks.clear()
+
+    def state_dict(self) -> dict:
+        return dict(super().state_dict(),
+                    peaks={k: v.cpu() for k, v in self.peaks.items()})
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.peaks = dict(state.get('peaks', {}))

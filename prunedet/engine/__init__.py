@@ -1,6 +1,7 @@
 """Runner-side pieces: the hooks, safe checkpoint I/O, the runner's model."""
 from . import checkpoints  # noqa: F401  (registers the 'atomic_local' backend)
 from .hooks import ProgressivePruningHook, SafeCheckpointHook
+from .hooks.collapse_guard_hook import CollapseGuardHook
 from .loops import DCPSelectionLoop  # noqa: F401  (DCP stage 2)
 
-__all__ = ['ProgressivePruningHook', 'SafeCheckpointHook']
+__all__ = ['CollapseGuardHook', 'ProgressivePruningHook', 'SafeCheckpointHook']

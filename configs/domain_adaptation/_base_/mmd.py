@@ -14,5 +14,7 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(by_epoch=False, interval=1000, max_keep_ckpts=2))
+    checkpoint=dict(by_epoch=False, interval=1000, max_keep_ckpts=2),
+    # warns in the log when the adapted features collapse (MMD -> 0)
+    collapse_guard=dict(type='CollapseGuardHook'))
 log_processor = dict(by_epoch=False)

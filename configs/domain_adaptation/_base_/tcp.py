@@ -3,7 +3,8 @@
 # layer-wise L2-normalised, ranked across layers), remove the weakest down
 # to 35% fewer FLOPs, fine-tune (still adapting) for the second half.
 # Same layers as RPGP: convs, fc6/fc7 and the bottleneck.
-_base_ = './mmd.py'
+# The hook only: combine with a recipe and data, e.g.
+# _base_ = ['./_base_/mmd.py', './_base_/tcp.py', '../_base_/datasets/...'].
 custom_hooks = [
     dict(
         type='ProgressivePruningHook',

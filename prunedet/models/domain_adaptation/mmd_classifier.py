@@ -7,9 +7,14 @@ labelled source images plus as many unlabelled target images
     CE(source) + lambda(p) * MK-MMD(source features, target features)
 
 on the neck's output (the bottleneck, the "adaptation head"). ``lambda``
-ramps up as ``2 / (1 + exp(-gamma * p)) - 1`` with ``p`` the progress of
-training (Ganin & Lempitsky's schedule, as in the public TCP code): the
-classifier first learns from the source before the alignment weighs in.
+is 0 for ``warmup_iters`` source-only iterations, then ramps up as
+``2 / (1 + exp(-gamma * p)) - 1`` with ``p`` the progress of the rest of
+training (Ganin & Lempitsky's schedule, as in the public TCP code). From
+scratch the warm-up matters: features that do not yet separate the classes
+are cheaper to collapse than to align (a constant feature has zero MMD), so
+the MMD must weigh in only once the source cross-entropy has shaped them.
+The variance of the adapted features is logged (``feat_var``) for
+:class:`~prunedet.engine.hooks.CollapseGuardHook`.
 
 Everything else (prediction, ``mode='tensor'``, the head, evaluation on the
 target alone) is mmpretrain's ``ImageClassifier``; in tensor mode the logits
@@ -17,7 +22,7 @@ depend on every conv, fc6, fc7 and the bottleneck, so the pruning hook traces
 and couples all of them.
 """
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -40,14 +45,17 @@ class DomainPairPreprocessor(ClsDataPreprocessor):
         return out
 
 
-def training_progress() -> float:
-    """Iterations done / total, from mmengine's message hub (1 outside a
-    training run, e.g. a bare ``train_step``)."""
+def training_iters() -> Tuple[Optional[int], Optional[int]]:
+    """(iterations done, total) from mmengine's message hub; ``None``
+    outside a training run (e.g. a bare ``train_step``)."""
     hub = MessageHub.get_current_instance()
-    done, total = hub.get_info('iter'), hub.get_info('max_iters')
-    if done is None or not total:
-        return 1.
-    return min(max(done / total, 0.), 1.)
+    return hub.get_info('iter'), hub.get_info('max_iters')
+
+
+def feature_variance(feats: torch.Tensor) -> torch.Tensor:
+    """Variance over the batch, averaged over the dimensions (detached): 0
+    for a constant feature."""
+    return feats.detach().flatten(1).var(0, unbiased=False).mean()
 
 
 @MODELS.register_module()
@@ -61,6 +69,8 @@ class MMDClassifier(ImageClassifier):
         mmd_weight: the final ``lambda``.
         lambda_ramp: ``'sigmoid'`` (ramp-up over training) or ``'constant'``.
         ramp_gamma: steepness of the sigmoid ramp.
+        warmup_iters: source-only iterations (``lambda = 0``) before the
+            ramp (or the constant weight) starts.
         data_preprocessor: defaults to :class:`DomainPairPreprocessor`.
     """
 
@@ -70,11 +80,16 @@ class MMDClassifier(ImageClassifier):
                  mmd_weight: float = 1.,
                  lambda_ramp: str = 'sigmoid',
                  ramp_gamma: float = 10.,
+                 warmup_iters: int = 0,
                  data_preprocessor: Optional[dict] = None,
                  **kwargs):
         if lambda_ramp not in LAMBDA_RAMPS:
             raise ValueError(f'lambda_ramp must be one of {LAMBDA_RAMPS}, '
                              f'got {lambda_ramp!r}')
+        if isinstance(warmup_iters, bool) or not isinstance(
+                warmup_iters, int) or warmup_iters < 0:
+            raise ValueError('warmup_iters must be a number of iterations '
+                             f'(an int >= 0), got {warmup_iters!r}')
         data_preprocessor = dict(data_preprocessor or {})
         data_preprocessor.setdefault('type', 'DomainPairPreprocessor')
         super().__init__(*args, data_preprocessor=data_preprocessor, **kwargs)
@@ -82,10 +97,21 @@ class MMDClassifier(ImageClassifier):
         self.mmd_weight = mmd_weight
         self.lambda_ramp = lambda_ramp
         self.ramp_gamma = ramp_gamma
+        self.warmup_iters = warmup_iters
 
-    def mmd_lambda(self, progress: float) -> float:
+    def mmd_lambda(self,
+                   done: Optional[int] = None,
+                   total: Optional[int] = None) -> float:
+        """``lambda`` after ``done`` of ``total`` training iterations (the
+        final weight outside a training run)."""
+        if done is None or not total:
+            return self.mmd_weight
+        if done < self.warmup_iters:
+            return 0.
         if self.lambda_ramp == 'constant':
             return self.mmd_weight
+        progress = min((done - self.warmup_iters) /
+                       max(total - self.warmup_iters, 1), 1.)
         ramp = 2. / (1. + math.exp(-self.ramp_gamma * progress)) - 1.
         return self.mmd_weight * ramp
 
@@ -111,10 +137,12 @@ class MMDClassifier(ImageClassifier):
         n = inputs.size(0)
         feats = self.extract_feat(torch.cat([inputs, target_inputs]))
         losses = self.head.loss(tuple(f[:n] for f in feats), data_samples)
-        weight = self.mmd_lambda(training_progress())
-        mmd = self.mmd_loss(feats[-1][:n], feats[-1][n:])
+        weight = self.mmd_lambda(*training_iters())
+        adapted = feats[-1]
+        mmd = self.mmd_loss(adapted[:n], adapted[n:])
         losses['loss_mmd'] = weight * mmd
         # logged, not optimised (no 'loss' in the names)
         losses['mmd'] = mmd.detach()
         losses['mmd_lambda'] = mmd.new_tensor(weight)
+        losses['feat_var'] = feature_variance(adapted)
         return losses

@@ -9,6 +9,9 @@ named exactly like ``torchvision.models.vgg16`` (``features.*``,
 
 ``widen_factor``, ``fc_channels`` and ``pool_size`` only exist to make a small
 network of the same shape for CPU tests and demos; the defaults are VGG-16.
+``batch_norm=True`` is torchvision's ``vgg16_bn`` (its file loads the same
+way): without ImageNet weights, the plain VGG-16 sits at chance for hundreds
+of iterations, long enough for an MMD term to collapse its features.
 """
 from typing import Optional, Tuple
 
@@ -21,7 +24,8 @@ from torchvision.models.vgg import cfgs, make_layers
 
 @MODELS.register_module()
 class TorchvisionVGG16(BaseModule):
-    """VGG-16 without BN, up to fc7 (after its ReLU and dropout).
+    """VGG-16 (without BN unless ``batch_norm``), up to fc7 (after its ReLU
+    and dropout).
 
     Args:
         widen_factor: multiplies every conv's channels.
@@ -29,6 +33,7 @@ class TorchvisionVGG16(BaseModule):
         pool_size: side of the adaptive average pooling before fc6 (7: the
             conv5 map of a 224x224 input passes unchanged).
         dropout: after fc6 and fc7.
+        batch_norm: BN after every conv (``vgg16_bn``).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=...)``. Without
             it convs are initialised like torchvision's VGG and fc6/fc7 with
             He's normal init on the fan-in: torchvision's fixed std of 0.01
@@ -43,13 +48,14 @@ class TorchvisionVGG16(BaseModule):
                  fc_channels: int = 4096,
                  pool_size: int = 7,
                  dropout: float = 0.5,
+                 batch_norm: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         arch = [
             v if v == 'M' else max(1, int(v * widen_factor))
             for v in cfgs['D']
         ]
-        self.features = make_layers(arch)
+        self.features = make_layers(arch, batch_norm=batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
         self.classifier = nn.Sequential(
             nn.Linear(arch[-2] * pool_size**2, fc_channels),
