@@ -6,7 +6,7 @@ of its input channels kept times the fraction of its output channels kept, so
 one measurement per layer gives an exact estimate for any plan of channel
 counts (operators outside the groups keep their cost).
 """
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -56,6 +56,12 @@ def count_params(model: nn.Module) -> int:
 class FlopsEstimate:
     """FLOPs as a function of the channels kept per group.
 
+    A layer's count scales with the fraction of its output channels kept
+    times the fraction of its input channels kept. Either side may hold
+    channels of several groups (a conv reading a concat of two branches, a
+    norm layer after it) and some that no group prunes; its fraction is the
+    fixed part plus each group's share times that group's kept fraction.
+
     Args:
         total: measured FLOPs of the model as it is now.
         per_layer: measured FLOPs per layer name.
@@ -70,22 +76,27 @@ class FlopsEstimate:
                  original: Optional[float] = None):
         self.original = float(original if original is not None else total)
         self.reference = {}
-        sides: Dict[str, Dict[str, str]] = {}
+        # layer -> side -> [(group, share of that side's channels)]
+        sides: Dict[str, Dict[str, List[Tuple[str, float]]]] = {}
         for group in groups:
             self.reference[group.name] = group.num_channels
-            for layer, side in group.members.items():
-                sides.setdefault(layer, {})[side] = group.name
-        # (flops, group producing the layer's output, group it reads)
+            for layer, held in group.members.items():
+                for side, share in held.items():
+                    sides.setdefault(layer, {'out': [], 'in': []})[
+                        side].append((group.name, share))
+        # (flops, groups of the layer's output, groups of its input)
         self.terms = []
         self.fixed = float(total)
         for layer, side in sides.items():
             flops = per_layer.get(layer, 0)
             self.fixed -= flops
             if flops:
-                self.terms.append((flops, side.get('out'), side.get('in')))
+                self.terms.append((flops, side['out'], side['in']))
 
-    def _fraction(self, keep: Dict[str, int], group: Optional[str]) -> float:
-        return 1. if group is None else keep[group] / self.reference[group]
+    def _fraction(self, keep: Dict[str, int],
+                  parts: List[Tuple[str, float]]) -> float:
+        return 1. + sum(share * (keep[group] / self.reference[group] - 1.)
+                        for group, share in parts)
 
     def __call__(self, keep: Dict[str, int]) -> float:
         """Estimated FLOPs with ``keep[group]`` channels in each group."""

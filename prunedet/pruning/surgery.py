@@ -16,8 +16,10 @@ from torch.optim import Optimizer
 
 from .groups import ChannelGraph, ChannelGroup, param_dims
 
-# old parameter -> (dim, indices kept along dim)
-SlicePlan = Dict[nn.Parameter, Tuple[int, torch.Tensor]]
+# old parameter -> [(dim, indices kept along dim)]; a layer whose inputs and
+# outputs are in the same group (an FPN's extra conv reading a level that a
+# shared head also reads) is cut along two dims
+SlicePlan = Dict[nn.Parameter, List[Tuple[int, torch.Tensor]]]
 
 
 def remove_channels(graph: ChannelGraph,
@@ -45,15 +47,16 @@ def remove_channels(graph: ChannelGraph,
         removed = torch.as_tensor(idxs, dtype=torch.long)
         for pname, dim in param_dims(module, producer):
             param = getattr(module, pname)
-            if param in plan:
+            if param not in plan:
+                plan[param] = []
+                owners.append((module, pname, param))
+            if any(d == dim for d, _ in plan[param]):
                 raise NotImplementedError(
-                    f'{graph.names[module]}.{pname} is cut twice by the group '
-                    f'of {group.name}; such self-coupled layers are not '
-                    'supported')
+                    f'{graph.names[module]}.{pname} is cut twice along dim '
+                    f'{dim} by the group of {group.name}')
             keep = torch.ones(param.shape[dim], dtype=torch.bool)
             keep[removed] = False
-            plan[param] = (dim, keep.nonzero().flatten())
-            owners.append((module, pname, param))
+            plan[param].append((dim, keep.nonzero().flatten()))
     tp_group.prune(record_history=False)
     new_params = {}
     for module, pname, old in owners:
@@ -67,6 +70,7 @@ def remove_channels(graph: ChannelGraph,
         for name, dep, idxs in replay:
             dep.handler.__self__.pruning_dim = dep.target.pruning_dim
             dep.handler(modules[name], idxs)
+    graph.sync_attributes(mirrors)  # out_channels, in_channels, ... follow
 
 
 def rebind_optimizer(optimizer: Optimizer,
@@ -88,10 +92,14 @@ def rebind_optimizer(optimizer: Optimizer,
             state = optimizer.state.pop(p, None)
             if state is None:
                 continue
-            dim, keep = plan[p]
-            keep = keep.to(p.device)
             optimizer.state[new] = {
-                k: v.index_select(dim, keep).contiguous()
-                if torch.is_tensor(v) and v.shape == p.shape else v
+                k: _cut(v, plan[p]) if torch.is_tensor(v)
+                and v.shape == p.shape else v
                 for k, v in state.items()
             }
+
+
+def _cut(value: torch.Tensor, cuts) -> torch.Tensor:
+    for dim, keep in cuts:
+        value = value.index_select(dim, keep.to(value.device))
+    return value.contiguous()

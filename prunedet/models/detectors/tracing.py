@@ -1,15 +1,19 @@
 """Tracing a two-stage detector for channel coupling and FLOPs.
 
-In ``mode='tensor'`` mmdet's two-stage detectors return only the RoI head's
-outputs and pick proposals by NMS, so the RPN would look unconnected to the
-backbone. This forward runs every head on the features: the RPN, and the RoI
-head on a fixed set of boxes, as many per image as the test-time proposals
-(``test_cfg.rpn.max_per_img``), so the FLOPs are those of inference.
+In ``mode='tensor'`` mmdet's two-stage detectors pick proposals by NMS, which
+is not differentiable, so the RPN would look unconnected to the backbone.
+This forward runs every head on the features: the RPN, and the RoI head's
+own ``forward`` (its bbox head, and its mask head if it has one: each reads
+the features, so each must follow their channels) on a fixed set of boxes,
+as many per image as the test-time proposals (``test_cfg.rpn.max_per_img``),
+so that the FLOPs are those of inference.
 """
 import torch
 from mmdet.models.detectors import TwoStageDetector
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
 
-from prunedet.pruning.tracing import register_trace_forward
+from prunedet.pruning.tracing import flat_tensors, register_trace_forward
 
 
 def grid_rois(num: int, batch: int, height: int, width: int,
@@ -36,5 +40,10 @@ def two_stage_forward(model: TwoStageDetector, inputs: torch.Tensor):
         else 300
     n, _, h, w = inputs.shape
     rois = grid_rois(num, n, h, w, inputs.device)
-    bbox = model.roi_head._bbox_forward(x, rois)
-    return (*cls_scores, *bbox_preds, bbox['cls_score'], bbox['bbox_pred'])
+    proposals = [InstanceData(bboxes=rois[rois[:, 0] == i, 1:])
+                 for i in range(n)]
+    samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                           scale_factor=(1., 1.)))
+               for _ in range(n)]
+    heads = model.roi_head.forward(x, proposals, samples)
+    return (*cls_scores, *bbox_preds, *flat_tensors(heads))
