@@ -1,3 +1,5 @@
+import io
+import logging
 import os
 import sys
 
@@ -28,3 +30,21 @@ def cifar_root(tmp_path_factory):
 
 def config_path(*parts):
     return os.path.join(ROOT, 'configs', *parts)
+
+
+@pytest.fixture
+def logged():
+    """What mmengine's current logger writes during the test, as text.
+
+    ``MMLogger`` does not propagate and its stream handler keeps the stdout
+    of whichever test created it, so neither ``caplog`` nor ``capsys`` sees
+    its lines reliably."""
+    from mmengine.logging import MMLogger
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield stream.getvalue
+    finally:
+        logger.removeHandler(handler)

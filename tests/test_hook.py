@@ -86,8 +86,7 @@ def test_resume_after_hard_prune_continues_like_the_uninterrupted_run(
                                                  rel=1e-4)
 
 
-def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root,
-                                                   capsys):
+def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root):
     cfg = small_cfg(RPGP, tmp_path, mnist_root,
                     **{'custom_hooks.0.interval': 4})
     runner = build_runner(cfg)

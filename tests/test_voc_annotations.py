@@ -44,7 +44,7 @@ ANNOTATION_TOOL_XML = """<annotation>
 </annotation>"""
 
 
-def test_annotation_tool_xml_loads_with_the_right_boxes(voc, capsys):
+def test_annotation_tool_xml_loads_with_the_right_boxes(voc, logged):
     first = open(osp.join(voc, 'VOC2007/ImageSets/Main/trainval.txt')
                  ).read().split()[0]
     with open(xml_of(voc, first), 'w') as f:  # no <size> either
@@ -60,7 +60,7 @@ def test_annotation_tool_xml_loads_with_the_right_boxes(voc, capsys):
     assert circle['bbox'] == [39., 29., 59., 49.]
     assert circle['ignore_flag'] == 1
     assert [i['bbox_label'] for i in info['instances']] == [1, 0]
-    log = capsys.readouterr().out
+    log = logged()
     assert '4 images checked' in log and '1 of other classes skipped' in log
     assert '1 difficult' in log
 
