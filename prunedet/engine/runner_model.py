@@ -76,18 +76,34 @@ def restore_in_runner(runner, checkpoint: dict) -> List[str]:
         if restore_architecture(ema.module, record):
             refresh_averaged(runner)
     if changed:
+        after = dict(model.named_parameters())
         renamed = {
             before[n]: p
-            for n, p in model.named_parameters() if before[n] is not p
+            for n, p in after.items() if before[n] is not p
         }
+        removed = [p for n, p in before.items() if n not in after]
         for optimizer in optimizers(runner):
             rebind_optimizer(optimizer, renamed)
+            forget_parameters(optimizer, removed)
         rewrap(runner)
         runner.logger.info(
             f'Rebuilt the pruned architecture: {len(changed)} layers '
             f'reshaped, {sum(p.numel() for p in model.parameters())} '
             'parameters')
     return changed
+
+
+def forget_parameters(optimizer: torch.optim.Optimizer, params) -> None:
+    """Take parameters of removed modules (a residual block replaced by
+    its shortcut, a deleted branch) out of ``optimizer`` with their state,
+    so that it only steps, decays and saves what the model holds."""
+    gone = {id(p) for p in params}
+    if not gone:
+        return
+    for group in optimizer.param_groups:
+        group['params'] = [p for p in group['params'] if id(p) not in gone]
+    for p in [p for p in optimizer.state if id(p) in gone]:
+        del optimizer.state[p]
 
 
 def load_checkpoint(runner, filename: str, strict: bool = True) -> dict:

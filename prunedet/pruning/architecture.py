@@ -8,14 +8,24 @@ from the config and the checkpoint alone.
 
 Record format (plain data, safe to unpickle)::
 
-    {'channels': {layer name: [in channels, out channels]}}
+    {'channels': {layer name: [in channels, out channels]},
+     'removed': [structure, ...]}   # only when structures were removed
 
-for every conv, linear and norm layer whose counts Torch-Pruning knows.
+for every conv, linear and norm layer whose counts Torch-Pruning knows,
+with ``'attributes'`` and ``'scales'``: the channel counts that modules keep
+outside those layers (``out_channels`` of an RoI extractor, ``L2Norm``'s
+width, :mod:`.mirrors`);
+``removed`` lists the residual blocks and branches removed whole, in the
+order they went (:mod:`.structures`). They are repeated before the layers
+are shrunk, since the layer names of the record are those after them.
 """
 from typing import Dict, List
 
 import torch.nn as nn
 import torch_pruning as tp
+
+from .mirrors import record_attributes, restore_attributes
+from .structures import removed_structures, repeat_removals
 
 ARCH_KEY = 'architecture'
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase,
@@ -38,23 +48,28 @@ def record_architecture(model: nn.Module) -> dict:
                 pruner.get_in_channels(module),
                 pruner.get_out_channels(module)
             ]
-    return {'channels': channels}
+    record = {'channels': channels, **record_attributes(model)}
+    removed = removed_structures(model)
+    if removed:
+        record['removed'] = removed
+    return record
 
 
 def restore_architecture(model: nn.Module, record: dict) -> List[str]:
     """Shrink a freshly built ``model`` to ``record`` (the values are then
-    loaded from the checkpoint). Returns the names of the changed layers.
+    loaded from the checkpoint). Returns the names of the changed layers
+    and removed structures.
 
     Raises ``KeyError``/``ValueError`` naming the layer when the record does
     not describe this model (another config, a wider checkpoint).
     """
+    changed = repeat_removals(model, record.get('removed', []))
     channels: Dict[str, List[int]] = record.get('channels', record)
     modules = dict(model.named_modules())
     missing = sorted(set(channels) - set(modules))
     if missing:
         raise KeyError('the checkpoint records pruned layers that this model '
                        f'does not have: {missing[:5]}')
-    changed = []
     for name, (num_in, num_out) in channels.items():
         module = modules[name]
         pruner = _pruner(module)
@@ -73,4 +88,4 @@ def restore_architecture(model: nn.Module, record: dict) -> List[str]:
             pruner.prune_in_channels(module, list(range(num_in, cur_in)))
         if (num_in, num_out) != (cur_in, cur_out):
             changed.append(name)
-    return changed
+    return changed + restore_attributes(model, record)
