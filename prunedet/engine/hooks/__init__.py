@@ -1,4 +1,5 @@
+from .gal_removal_hook import GALRemovalHook
 from .progressive_pruning_hook import ProgressivePruningHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 
-__all__ = ['ProgressivePruningHook', 'SafeCheckpointHook']
+__all__ = ['GALRemovalHook', 'ProgressivePruningHook', 'SafeCheckpointHook']
