@@ -14,7 +14,7 @@ from prunedet.engine.runner_model import (averaged_models, optimizers,
                                           refresh_averaged, restore_in_runner,
                                           rewrap, save_architecture, unwrap)
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
-from prunedet.pruning.groups import ChannelGraph
+from prunedet.pruning.groups import DEFAULT_TIMEOUT, ChannelGraph
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
 from prunedet.pruning.schedules import PruningSchedule
 from prunedet.pruning.tracing import trace_forward
@@ -110,6 +110,9 @@ class ProgressivePruningHook(Hook):
             until ``target_ratio`` is met; a step at ``end`` that has not met
             it prunes straight to it. Usually from a trained model
             (``load_from``), hard (``soft_steps=0``).
+        graph_timeout: seconds that building the channel graph may take
+            before it fails naming the module where it stuck (``None``: no
+            limit).
     """
     priority = 'NORMAL'
 
@@ -132,7 +135,8 @@ class ProgressivePruningHook(Hook):
                  soft_mode: str = 'zero',
                  hard_at_end: bool = True,
                  input_shape: Optional[Sequence[int]] = None,
-                 step_channels: Optional[int] = None):
+                 step_channels: Optional[int] = None,
+                 graph_timeout: Optional[float] = DEFAULT_TIMEOUT):
         _check('target_ratio', target_ratio, 'real')
         _check('step_channels', step_channels, 'int', allow_none=True)
         if step_channels is not None and (step_channels < 1
@@ -142,6 +146,7 @@ class ProgressivePruningHook(Hook):
                 'goes with hard pruning (soft_steps=0), got '
                 f'step_channels={step_channels}, soft_steps={soft_steps}')
         _check('interval', interval, 'int', allow_none=True)
+        _check('graph_timeout', graph_timeout, 'real', allow_none=True)
         _check('begin', begin, 'real')
         _check('end', end, 'real', allow_none=True)
         _check('min_channels', min_channels, 'int')
@@ -192,6 +197,7 @@ class ProgressivePruningHook(Hook):
             hard_at_end=hard_at_end)
         self.input_shape = tuple(input_shape) if input_shape else None
         self.step_channels = step_channels
+        self.graph_timeout = graph_timeout
 
         self.model = None
         self.pruner: Optional[ChannelPruner] = None
@@ -295,7 +301,8 @@ class ProgressivePruningHook(Hook):
         model = self.model
         inputs = self._example_inputs(data_batch)
         forward = trace_forward(model)
-        graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip)
+        graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip,
+                             self.graph_timeout)
         if not graph.roots:
             raise RuntimeError('ProgressivePruningHook: no prunable channels '
                                f'under prunable={list(self.prunable)}')

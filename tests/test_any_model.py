@@ -1,0 +1,111 @@
+"""The hook in a stock OpenMMLab config, and what the channel graph refuses.
+
+A user adds two lines to the config they already train; layers that cannot
+lose channels without changing what the others compute are kept (with a log
+line), and a model the graph cannot trace in time fails naming where.
+"""
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from prunedet.pruning.deadline import GraphBuildTimeout
+from prunedet.pruning.groups import ChannelGraph
+from test_tools_and_readme import load_tool
+
+# what the README tells a user to add to any mmdet/mmpretrain config
+TWO_LINES = """
+custom_imports = dict(imports=['prunedet'], allow_failed_imports=False)
+custom_hooks = [dict(type='ProgressivePruningHook', target='flops',
+                     target_ratio=0.4, by_epoch=False, interval=2)]
+"""
+
+
+def test_two_lines_prune_a_stock_mmpretrain_config(tmp_path, cifar_root):
+    config = tmp_path / 'resnet18_cifar_rpgp.py'
+    config.write_text("_base_ = ['mmpretrain::resnet/resnet18_8xb16_cifar10.py']"
+                      + TWO_LINES)
+    options = [
+        'train_dataloader.dataset.type=OfflineCIFAR10',
+        'train_dataloader.dataset.indices=32',
+        'val_dataloader.dataset.type=OfflineCIFAR10',
+        'val_dataloader.dataset.indices=16',
+        'test_dataloader.dataset.type=OfflineCIFAR10',
+        'test_dataloader.dataset.indices=16', 'test_dataloader.num_workers=0',
+        'train_dataloader.batch_size=8', 'val_dataloader.batch_size=8',
+        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+        'train_cfg.max_epochs=2', 'default_hooks.logger.interval=2',
+        f'experiment_name=two_lines_{id(tmp_path)}'
+    ]
+    runner = load_tool('train').main([
+        str(config), '--data-root', cifar_root, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *options
+    ])
+    hook = next(h for h in runner.hooks
+                if type(h).__name__ == 'ProgressivePruningHook')
+    assert hook.finished and abs(hook.flops_ratio - 0.6) <= 0.02
+    assert runner.model.backbone.layer1[0].conv1.out_channels < 64
+    # the pruned checkpoint is evaluated from the stock config
+    metrics = load_tool('test').main([
+        str(config), str(tmp_path / 'work' / 'epoch_2.pth'), '--data-root',
+        cifar_root, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+        *options
+    ])
+    assert 0. <= metrics['accuracy/top1'] <= 100.
+
+
+class _Classifier(nn.Sequential):
+
+    def forward(self, x, mode='tensor'):
+        return super().forward(x)
+
+
+def _net(middle: nn.Module) -> nn.Module:
+    return _Classifier(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), middle,
+        nn.Conv2d(16, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(8, 4))
+
+
+def _graph(model, **kwargs):
+    return ChannelGraph(model, torch.randn(2, 3, 8, 8),
+                        lambda m, x: m(x, mode='tensor'), **kwargs)
+
+
+def test_grouped_convs_and_group_norms_keep_their_channels(logged):
+    graph = _graph(_net(nn.Conv2d(16, 16, 3, padding=1, groups=4)))
+    assert '0' in graph.unprunable and '3' in graph.unprunable
+    assert 'grouped convolution (groups=4)' in graph.unprunable['0']
+    assert 'the channels of 0 are kept' in logged()
+    assert [graph.names[r] for r in graph.roots] == ['4']  # after it: fine
+    graph = _graph(_net(nn.GroupNorm(4, 16)))
+    assert 'GroupNorm (4 groups)' in graph.unprunable['0']
+
+
+def test_depthwise_convs_are_pruned_with_their_inputs():
+    model = _net(nn.Conv2d(16, 16, 3, padding=1, groups=16))
+    graph = _graph(model)
+    assert not graph.unprunable
+    group, = [g for g in graph.groups()
+              if '0' in {graph.names[s.module] for s in g.producers}]
+    assert {'0', '1', '3'} <= {graph.names[s.module] for s in group.producers}
+    assert '4' in {graph.names[s.module] for s in group.consumers}
+
+
+class _Spin(nn.Module):
+    """A forward that keeps Python busy, like a tracer lost in a loop."""
+
+    def forward(self, x):
+        start = time.time()
+        while time.time() - start < 60:
+            pass
+        return x
+
+
+def test_graph_building_stops_at_its_time_budget_naming_the_module():
+    start = time.time()
+    with pytest.raises(GraphBuildTimeout,
+                       match=r'more than 0.5 s .* in 3.*skip=\[\.\.\.\]'):
+        _graph(_net(_Spin()), timeout=0.5)
+    assert time.time() - start < 10
