@@ -109,3 +109,37 @@ def test_graph_building_stops_at_its_time_budget_naming_the_module():
                        match=r'more than 0.5 s .* in 3.*skip=\[\.\.\.\]'):
         _graph(_net(_Spin()), timeout=0.5)
     assert time.time() - start < 10
+
+
+class _TwoBranches(nn.Module):
+    """Two convs concatenated, read by one conv: its input side holds
+    channels of two groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(3, 24, 3, padding=1)
+        self.c = nn.Conv2d(32, 16, 3, padding=1)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x, mode='tensor'):
+        y = self.c(torch.cat([self.a(x), self.b(x)], 1).relu())
+        return self.head(y.mean((2, 3)))
+
+
+def test_flops_estimate_of_a_concat_reader_is_exact():
+    from prunedet.pruning.flops import FlopsEstimate, measure_flops
+    from prunedet.pruning.surgery import remove_channels
+    model = _TwoBranches()
+    x = torch.randn(1, 3, 16, 16)
+    forward = lambda m, x: m(x, mode='tensor')  # noqa: E731
+    graph = ChannelGraph(model, x, forward)
+    total, per_layer = measure_flops(model, x, forward)
+    estimate = FlopsEstimate(total, per_layer, graph.groups())
+    keep = {'a': 2, 'b': 20, 'c': 10}
+    predicted = estimate(keep)
+    for group in graph.groups():
+        remove_channels(graph, group,
+                        range(keep[group.name], group.num_channels))
+    assert (model.c.in_channels, model.c.out_channels) == (22, 10)
+    assert predicted == pytest.approx(measure_flops(model, x, forward)[0])
