@@ -52,12 +52,12 @@ MMPRE, MMDET = 'mmpretrain::', 'mmdet::'
 CASES = {
     # the rows of issue 13
     'mobilenet-v2': Case(MMPRE + 'mobilenet_v2/mobilenet-v2_8xb32_in1k.py',
-                         ['backbone'], 64),
+                         ['backbone'], 32),
     'resnet50': Case(MMPRE + 'resnet/resnet50_8xb32_in1k.py', ['backbone'],
-                     64),
+                     32),
     'efficientnet-b0': Case(
         MMPRE + 'efficientnet/efficientnet-b0_8xb32_in1k.py', ['backbone'],
-        64),
+        32),
     'shufflenet-v2': Case(
         MMPRE + 'shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py',
         ['backbone'], 64),
