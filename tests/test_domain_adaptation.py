@@ -15,7 +15,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
-from conftest import config_path
+from conftest import ROOT, config_path
 from prunedet.pruning.soft import mask_channels
 from prunedet.datasets.office31 import OFFICE31_CLASSES
 from prunedet.datasets.synthetic_office import write_office31
@@ -498,3 +498,24 @@ def test_every_transfer_and_method_has_a_config(transfer):
             assert (hook.target, hook.target_ratio) == ('flops', 0.35)
         else:
             assert not hooks
+
+
+def test_the_da_table_reports_mean_spread_flops_and_collapses():
+    """tools/analysis/da_table.py's summary of runs (no training here)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'da_table', osp.join(ROOT, 'tools', 'analysis', 'da_table.py'))
+    da_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(da_table)
+    assert da_table.summary([50., 60., 70.]) == '60.0 ± 10.0 (50.0-70.0)'
+    run = lambda top1, flops=100., collapsed=False: dict(  # noqa: E731
+        top1=top1, flops=flops, collapsed=collapsed)
+    results = {'a2d': {
+        0: dict(mmd=run(80.), tcp=run(70., 65.), rpgp=dict(error='boom')),
+        1: dict(mmd=run(90.), tcp=run(10., 65., collapsed=True),
+                rpgp=run(60., 70.)),
+    }}
+    line = da_table.table(results, ('mmd', 'tcp', 'rpgp'), [0, 1])[-1]
+    assert line == ('| a2d | 85.0 ± 7.1 (80.0-90.0) | 40.0 ± 42.4 '
+                    '(10.0-70.0), 65% FLOPs, collapsed 1/2 | 60.0 ± 0.0 '
+                    '(60.0-60.0), 70% FLOPs, failed 1 |')

@@ -94,10 +94,10 @@ def test_the_guard_fires_on_a_constant_feature(office_root):  # noqa: F811
         HOOKS.build(dict(type='CollapseGuardHook', var_ratio=2.))
 
 
-def _tcp_step_after_fc7_dies(office_root, fade):  # noqa: F811
+def test_tcp_does_not_prune_a_layer_that_died(office_root):  # noqa: F811
     """TCP statistics from healthy training, then from a network whose fc7
-    outputs are all zero (what the MMD collapse left in issue 11); then the
-    pruning step."""
+    outputs are all zero (what the MMD collapse left in issue 11), then the
+    pruning step; beside it the same statistics without the fade rule."""
     from prunedet.pruning.groups import ChannelGraph
     from prunedet.pruning.pruner import ChannelPruner
     from prunedet.pruning.tracing import trace_forward
@@ -106,35 +106,36 @@ def _tcp_step_after_fc7_dies(office_root, fade):  # noqa: F811
     model.train()
     graph = ChannelGraph(model, torch.zeros(2, 3, 32, 32),
                          trace_forward(model), ['backbone', 'neck'])
-    tcp = CRITERIA.build(dict(type='TCP', decay=0.25, fade=fade))
-    pruner = ChannelPruner(graph, tcp, global_ranking=True)
+    pruner, stale = (ChannelPruner(
+        graph,
+        CRITERIA.build(dict(type='TCP', decay=0.25, fade=fade)),
+        global_ranking=True) for fade in (1e-3, 0.))
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.))
     batch = _batch(office_root)
-    for _ in range(2):
-        model.train_step(batch, optim)
-        tcp.commit(graph.groups())
+
+    def steps(n):
+        for _ in range(n):
+            model.train_step(batch, optim)
+            for p in (pruner, stale):
+                p.criterion.commit(graph.groups())
+
+    steps(2)
     fc7 = model.backbone.classifier[3]
     with torch.no_grad():
         fc7.weight.zero_()
         fc7.bias.fill_(-1.)  # ReLU(-1) = 0 for every image
-    for _ in range(6):  # 0.25 ** 6 of the healthy statistics are left
-        model.train_step(batch, optim)
-        tcp.commit(graph.groups())
-    return pruner.step(0.35, last=True)
+    steps(6)  # 0.25 ** 6 of the healthy statistics are left
+    # without the fade rule, the leftovers of the healthy iterations are
+    # normalised back to unit scale and ranked: fc7 would be cut on them
+    plan = stale.decide(0.35, True, stale.scores())
+    assert not plan['dead'] and plan['groups']['backbone.classifier.3'][1]
 
-
-def test_tcp_does_not_prune_a_layer_that_died(office_root):  # noqa: F811
-    result = _tcp_step_after_fc7_dies(office_root, fade=1e-3)
+    result = pruner.step(0.35, last=True)
     # fc7 and everything below get no gradient; the bottleneck outputs
     # ReLU(bias) for every image, so the target's (MMD) scores fade too
     assert result.dead == list(result.channels)
     assert result.hard == result.soft == 0
     assert all(kept == original for kept, original in result.channels.values())
-    # without the fade rule, the leftovers of the healthy iterations are
-    # normalised back to unit scale and ranked: fc7 is cut on them
-    stale = _tcp_step_after_fc7_dies(office_root, fade=0.)
-    assert not stale.dead
-    assert stale.channels['backbone.classifier.3'][0] < 32
 
 
 # --- the shipped from-scratch recipe in the Runner ----------------------
