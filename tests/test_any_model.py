@@ -35,7 +35,7 @@ def test_two_lines_prune_a_stock_mmpretrain_config(tmp_path, cifar_root):
         'test_dataloader.dataset.indices=16', 'test_dataloader.num_workers=0',
         'train_dataloader.batch_size=8', 'val_dataloader.batch_size=8',
         'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-        'train_cfg.max_epochs=2', 'default_hooks.logger.interval=2',
+        'train_cfg.max_epochs=1', 'default_hooks.logger.interval=2',
         f'experiment_name=two_lines_{id(tmp_path)}'
     ]
     runner = load_tool('train').main([
@@ -48,7 +48,7 @@ def test_two_lines_prune_a_stock_mmpretrain_config(tmp_path, cifar_root):
     assert runner.model.backbone.layer1[0].conv1.out_channels < 64
     # the pruned checkpoint is evaluated from the stock config
     metrics = load_tool('test').main([
-        str(config), str(tmp_path / 'work' / 'epoch_2.pth'), '--data-root',
+        str(config), str(tmp_path / 'work' / 'epoch_1.pth'), '--data-root',
         cifar_root, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
         *options
     ])
