@@ -31,6 +31,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from prunedet.utils.modules import last_layer_up_to
 from .features import capture, named
 
 _CHANNEL_LAYERS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase,
@@ -70,24 +71,17 @@ def out_channels_at(model: nn.Module, name: str) -> int:
     """Channels of the feature at module ``name``: those of the last
     conv/norm/linear layer registered up to the end of its subtree (its own
     layers, or the ones before a parameter-free pooling point)."""
-    channels, inside = None, False
-    for n, m in model.named_modules():
-        within = n == name or n.startswith(name + '.')
-        if inside and not within:
-            break
-        inside = inside or within
-        if isinstance(m, nn.modules.conv._ConvNd):
-            channels = m.out_channels
-        elif isinstance(m, nn.modules.batchnorm._NormBase):
-            channels = m.num_features
-        elif isinstance(m, nn.GroupNorm):
-            channels = m.num_channels
-        elif isinstance(m, nn.Linear):
-            channels = m.out_features
-    if channels is None:
-        raise ValueError(f'cannot tell the channels of the feature at {name}; '
-                         'give aux_channels')
-    return channels
+    m = last_layer_up_to(model, name, _CHANNEL_LAYERS)
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return m.out_channels
+    if isinstance(m, nn.modules.batchnorm._NormBase):
+        return m.num_features
+    if isinstance(m, nn.GroupNorm):
+        return m.num_channels
+    if isinstance(m, nn.Linear):
+        return m.out_features
+    raise ValueError(f'cannot tell the channels of the feature at {name}; '
+                     'give aux_channels')
 
 
 @MODELS.register_module()

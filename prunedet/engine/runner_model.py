@@ -93,6 +93,28 @@ def restore_in_runner(runner, checkpoint: dict) -> List[str]:
     return changed
 
 
+def check_pruning_stage(runner, method: str, start: str,
+                        single_process: str) -> None:
+    """A stage that prunes a trained model once and saves the result needs
+    one process (``single_process`` says why), a loaded checkpoint
+    (``start`` names it) and SafeCheckpointHook to record the pruned
+    architecture."""
+    from mmengine.dist import get_world_size
+
+    from .hooks import SafeCheckpointHook
+    if get_world_size() > 1:
+        raise RuntimeError(f'{method} runs in one process: {single_process} '
+                           '(start it without a launcher)')
+    if not getattr(runner, '_has_loaded', False):
+        raise RuntimeError(f'{method}: no model was loaded; set load_from to '
+                           f'{start}')
+    if not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
+        raise RuntimeError(
+            f'{method}: the pruned model is saved by SafeCheckpointHook '
+            '(default_hooks.checkpoint), which records its architecture; '
+            'this config has none')
+
+
 def forget_parameters(optimizer: torch.optim.Optimizer, params) -> None:
     """Take parameters of removed modules (a residual block replaced by
     its shortcut, a deleted branch) out of ``optimizer`` with their state,

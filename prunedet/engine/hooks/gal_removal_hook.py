@@ -11,15 +11,13 @@ with its architecture recorded, and the validation that follows scores it
 from typing import Optional
 
 import torch
-from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
-from prunedet.engine.runner_model import unwrap
+from prunedet.engine.runner_model import check_pruning_stage, unwrap
 from prunedet.pruning.flops import count_params, measure_flops
 from prunedet.pruning.tracing import trace_forward
-from .safe_checkpoint_hook import SafeCheckpointHook
 
 META_KEY = 'gal'
 
@@ -57,20 +55,12 @@ class GALRemovalHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._model(runner)
-        if get_world_size() > 1:
-            raise RuntimeError('GAL runs in one process (start it without a '
-                               'launcher)')
         if not model.has_gal:
             raise RuntimeError('GAL: this model was pruned already')
-        if not getattr(runner, '_has_loaded', False):
-            raise RuntimeError(
-                'GAL: no model was loaded; set load_from to the trained '
-                'baseline (the teacher, and the student\'s start)')
-        if not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
-            raise RuntimeError(
-                'GAL: the pruned model is saved by SafeCheckpointHook '
-                '(default_hooks.checkpoint), which records its architecture; '
-                'this config has none')
+        check_pruning_stage(
+            runner, 'GAL',
+            'the trained baseline (the teacher, and the student\'s start)',
+            'its train step and the removal are not distributed')
         sizes = model.masks.sizes()
         runner.logger.info(
             'GAL: masks on ' + ', '.join(f'{n} {k}s'

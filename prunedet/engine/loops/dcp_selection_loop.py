@@ -25,15 +25,14 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.dist import get_world_size
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
 from prunedet.dcp import SUB_OPTIMIZER, DCPClassifier, GreedyChannelSelection
 from prunedet.dcp.features import completion_order, named
 from prunedet.dcp.objective import layer_objective
-from prunedet.engine.hooks import SafeCheckpointHook
-from prunedet.engine.runner_model import optimizers, unwrap
+from prunedet.engine.runner_model import (check_pruning_stage, optimizers,
+                                          unwrap)
 from prunedet.pruning.flops import measure_flops
 from prunedet.pruning.groups import ChannelGraph, ChannelGroup, ParamSlice
 from prunedet.pruning.surgery import remove_channels
@@ -229,24 +228,11 @@ class DCPSelectionLoop(BaseLoop):
 
     # --- running --------------------------------------------------------
 
-    def _check_runner(self) -> None:
-        runner = self.runner
-        if get_world_size() > 1:
-            raise RuntimeError(
-                'DCPSelectionLoop runs in one process: selection is greedy '
-                'and sequential (start stage 2 without a launcher)')
-        if not getattr(runner, '_has_loaded', False):
-            raise RuntimeError(
-                'DCPSelectionLoop: no model was loaded; set load_from to the '
-                'stage-1 checkpoint (the trained DCPClassifier)')
-        if not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
-            raise RuntimeError(
-                'DCPSelectionLoop: the pruned model is saved by '
-                'SafeCheckpointHook (default_hooks.checkpoint), which records '
-                'its architecture; this config has none')
-
     def run(self) -> nn.Module:
-        self._check_runner()
+        check_pruning_stage(
+            self.runner, 'DCPSelectionLoop',
+            'the stage-1 checkpoint (the trained DCPClassifier)',
+            'selection is greedy and sequential')
         runner = self.runner
         model: DCPClassifier = unwrap(runner.model)
         if self.ignored_max_epochs is not None:
