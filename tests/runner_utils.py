@@ -14,13 +14,19 @@ _count = itertools.count()
 
 @HOOKS.register_module()
 class RecordLossHook(Hook):
-    """Keeps every training loss, keyed by the iteration it was computed in."""
+    """Keeps every training loss (and all that the step logged), keyed by
+    the iteration it was computed in."""
     priority = 'LOWEST'
     losses = {}
+    outputs = {}
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         RecordLossHook.losses[runner.iter] = outputs['loss'].item()
+        RecordLossHook.outputs[runner.iter] = {
+            k: float(v)
+            for k, v in outputs.items()
+        }
 
 
 def small_cfg(config, work_dir, data_root, **options):

@@ -305,6 +305,8 @@ def test_noise_is_dropout_on_the_students_input_only():
      'residual output'),
     ([dict(kind='branch', names=['backbone.layer1.0'])],
      'ModuleDict or ModuleList'),
+    ([dict(kind='block', types=['BasicBlock'], residul='bn2')],
+     r"unknown keys \['residul'\]"),
 ])
 def test_bad_structures_are_named_at_build(structures, match):
     with pytest.raises(ValueError, match=match):

@@ -4,41 +4,18 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 from mmpretrain.registry import MODELS
 
 from conftest import config_path
 from models import CLASSIFIERS, randomize_bn
-from runner_utils import build_runner, small_cfg
-from test_gal import BLOCKS, set_masks
+from runner_utils import RecordLossHook, build_runner, small_cfg
+from test_gal import BLOCKS, one_thread, set_masks  # noqa: F401
 from test_tools_and_readme import load_tool
 from prunedet.engine.hooks import GALRemovalHook
 from prunedet.gal import remove_masked_structures
 from prunedet.pruning.architecture import record_architecture
 
 GAL_LENET = 'gal/lenet5_mnist_gal-0.01.py'
-
-
-@HOOKS.register_module()
-class RecordGALOutputsHook(Hook):
-    """Every logged value of every iteration, keyed by the iteration."""
-    priority = 'LOWEST'
-    outputs = {}
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        RecordGALOutputsHook.outputs[runner.iter] = {
-            k: float(v) for k, v in outputs.items()
-        }
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +35,7 @@ def gal_cfg(work, mnist_root, baseline, **options):
         'optim_wrapper.masks.optimizer.sparsity': 0.5,
         **options
     })
-    cfg.custom_hooks.append(dict(type='RecordGALOutputsHook'))
+    cfg.custom_hooks.append(dict(type='RecordLossHook'))
     return cfg
 
 
@@ -67,17 +44,17 @@ def test_resume_mid_gal_continues_bit_exactly(tmp_path, mnist_root,
     """All three optimizers, the mask schedule and the noise's generator
     are restored: the iterations after the resume log exactly what the
     uninterrupted run logged, and the pruned result is the same."""
-    RecordGALOutputsHook.outputs.clear()
+    RecordLossHook.outputs.clear()
     build_runner(gal_cfg(tmp_path, mnist_root, baseline)).train()
-    full = dict(RecordGALOutputsHook.outputs)
+    full = dict(RecordLossHook.outputs)
     pruned = torch.load(osp.join(str(tmp_path), 'epoch_2.pth'),
                         weights_only=True)
 
     cfg = gal_cfg(tmp_path / 'resumed', mnist_root, baseline)
     cfg.resume, cfg.load_from = True, osp.join(str(tmp_path), 'epoch_1.pth')
-    RecordGALOutputsHook.outputs.clear()
+    RecordLossHook.outputs.clear()
     build_runner(cfg).train()
-    resumed = dict(RecordGALOutputsHook.outputs)
+    resumed = dict(RecordLossHook.outputs)
     assert min(resumed) == 8  # 256 images in batches of 32 per epoch
     assert set(resumed) == set(range(8, 16))
     for it in resumed:

@@ -23,26 +23,20 @@ import torch
 import torch.nn as nn
 
 from prunedet.pruning.structures import CONTAINERS
+from prunedet.utils.modules import last_layer_up_to
 
 KINDS = ('filter', 'block', 'branch')
+KEYS = {'kind', 'names', 'types', 'within'}
+BLOCK_KEYS = {'residual', 'shortcut', 'activation'}
 INITS = ('normal', 'uniform', 'ones')
 PRUNABLE = (nn.Conv2d, nn.Linear)
 _GLOB = set('*?[')
 
 
 def producer_of(model: nn.Module, name: str) -> Optional[nn.Module]:
-    """The conv/linear layer whose channels module ``name`` outputs: the
-    last one registered up to the end of its subtree (its own last layer,
-    or the layer before an activation or pooling module)."""
-    producer, inside = None, False
-    for n, m in model.named_modules():
-        within = n == name or n.startswith(name + '.')
-        if inside and not within:
-            break
-        inside = inside or within
-        if isinstance(m, PRUNABLE):
-            producer = m
-    return producer
+    """The conv/linear layer whose channels module ``name`` outputs (its
+    own last one, or the one before an activation or pooling module)."""
+    return last_layer_up_to(model, name, PRUNABLE)
 
 
 def channels_of(layer: nn.Module) -> int:
@@ -179,6 +173,11 @@ class SoftMasks(nn.ModuleDict):
             if spec.get('kind') not in KINDS:
                 raise ValueError(f'GAL structure {spec!r}: kind must be one '
                                  f'of {KINDS}')
+            unknown = set(spec) - KEYS - (
+                BLOCK_KEYS if spec['kind'] == 'block' else set())
+            if unknown:
+                raise ValueError(f'GAL structure {spec!r}: unknown keys '
+                                 f'{sorted(unknown)}')
             for name in _selected(modules, spec):
                 self._add(modules, name, dict(spec), init)
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
