@@ -61,11 +61,8 @@ class GALRemovalHook(Hook):
             runner, 'GAL',
             'the trained baseline (the teacher, and the student\'s start)',
             'its train step and the removal are not distributed')
-        sizes = model.masks.sizes()
-        runner.logger.info(
-            'GAL: masks on ' + ', '.join(f'{n} {k}s'
-                                         for k, n in sizes.items()) +
-            f'; {model.mask_summary()} at zero')
+        runner.logger.info('GAL: masks at zero: ' +
+                           ', '.join(model.mask_summary()))
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
