@@ -4,9 +4,9 @@ import os
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import Runner
 
 from conftest import config_path
+from prunedet.engine import PruningRunner
 from prunedet.utils.config import load_config
 
 _count = itertools.count()
@@ -50,4 +50,6 @@ def small_cfg(config, work_dir, data_root, **options):
 
 
 def build_runner(cfg):
-    return Runner.from_cfg(cfg)
+    """The runner the tools build (mmengine's, loading checkpoints safely
+    and rebuilding pruned ones)."""
+    return PruningRunner.from_cfg(cfg)

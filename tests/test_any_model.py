@@ -143,3 +143,86 @@ def test_flops_estimate_of_a_concat_reader_is_exact():
                         range(keep[group.name], group.num_channels))
     assert (model.c.in_channels, model.c.out_channels) == (22, 10)
     assert predicted == pytest.approx(measure_flops(model, x, forward)[0])
+
+
+class _After(nn.Module):
+    """conv-BN-ReLU, then ``op`` on the channels, then a conv and a head."""
+
+    def __init__(self, op, width: int = 6, fc_in: int = 5):
+        super().__init__()
+        self.op = op
+        self.a = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width),
+            nn.ReLU())
+        self.d = nn.Conv2d(width, 5, 3, padding=1) if fc_in == 5 else None
+        self.fc = nn.Linear(fc_in, 3)
+
+    def forward(self, x, mode='tensor'):
+        y = self.op(self.a(x))
+        return self.fc(self.d(y).mean((2, 3)) if self.d is not None else y)
+
+
+# ops that move or mix channels in ways the traced graph cannot model
+WRONG_OPS = {
+    'roll': (lambda y: torch.roll(y, 1, 1), 5),
+    'flip': (lambda y: y.flip(1), 5),
+    'softmax over channels': (lambda y: y.softmax(1), 5),
+    'permute then flatten': (lambda y: nn.functional.adaptive_avg_pool2d(
+        y, 2).permute(0, 2, 3, 1).reshape(y.shape[0], -1), 24),
+    'index with a fixed permutation': (
+        lambda y: y[:, torch.tensor([5, 4, 3, 2, 1, 0])], 5),
+    'split of constant size': (
+        lambda y: torch.cat(torch.split(y, 3, 1)[::-1], 1), 5),
+}
+
+
+@pytest.mark.parametrize('op', list(WRONG_OPS))
+def test_groups_whose_removal_is_not_their_masking_are_kept(op, logged):
+    fn, fc_in = WRONG_OPS[op]
+    model = _After(fn, fc_in=fc_in).eval()
+    graph = _graph(model)
+    assert 'a.0' in [graph.names[r] for r in graph.roots]  # unseen by tracing
+    assert graph.verify(torch.randn(1, 3, 8, 8),
+                        lambda m, x: m(x, mode='tensor')) == ['a.0']
+    assert 'a.0' not in [graph.names[r] for r in graph.roots]
+    assert 'is not what zeroing it is' in graph.unprunable['a.0']
+    assert 'the channels of a.0 are kept' in logged()
+    assert model.a[0].out_channels == 6  # the model itself is untouched
+
+
+def test_verification_passes_groups_that_prune_exactly():
+    model = _net(nn.Conv2d(16, 16, 3, padding=1, groups=16)).eval()
+    graph = _graph(model)
+    roots = list(graph.roots)
+    assert graph.verify(torch.randn(1, 3, 8, 8),
+                        lambda m, x: m(x, mode='tensor')) == []
+    assert graph.roots == roots
+
+
+@pytest.mark.parametrize('layer', ['group_norm', 'prelu'])
+def test_per_channel_norms_and_slopes_prune_and_rebuild(layer):
+    from prunedet.pruning.architecture import (record_architecture,
+                                               restore_architecture)
+    from prunedet.pruning.soft import mask_channels
+    from prunedet.pruning.surgery import remove_channels
+
+    def make():
+        torch.manual_seed(0)
+        middle = nn.GroupNorm(16, 16) if layer == 'group_norm' else \
+            nn.PReLU(16)
+        return _net(middle).eval()
+
+    model, x = make(), torch.randn(2, 3, 8, 8)
+    nn.init.uniform_(model[3].weight, 0.1, 0.9)  # not the default
+    graph = _graph(model)
+    group = next(g for g in graph.groups() if g.name == '0')
+    mask_channels(group, torch.tensor([1, 5]))
+    masked = model(x)
+    remove_channels(graph, group, [1, 5])
+    assert torch.allclose(model(x), masked, atol=1e-5)
+    rebuilt = make()
+    restore_architecture(rebuilt, record_architecture(model))
+    rebuilt.load_state_dict(model.state_dict())  # strict
+    assert torch.equal(rebuilt(x), model(x))
+    if layer == 'group_norm':
+        assert model[3].num_groups == rebuilt[3].num_groups == 14

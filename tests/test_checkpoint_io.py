@@ -1,4 +1,5 @@
 """Checkpoints are untrusted input, written atomically, resumed safely."""
+import glob
 import os
 import os.path as osp
 import shutil
@@ -242,3 +243,98 @@ def test_old_checkpoints_are_deleted_only_after_the_new_one_is_written(
     assert left == ['epoch_2.pth']
     assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
     assert load_file(str(tmp_path / 'epoch_2.pth'))['meta']['epoch'] == 2
+
+
+def test_the_previous_best_checkpoint_survives_a_crash_saving_the_next(
+        tmp_path, mnist_root, monkeypatch):
+    import prunedet.engine.checkpoints as io
+    from runner_utils import build_runner, small_cfg
+    cfg = small_cfg('classification/resnet20_mnist.py', tmp_path, mnist_root,
+                    **{'train_cfg.max_epochs': 1,
+                       'default_hooks.checkpoint.save_best': 'accuracy/top1'})
+    runner = build_runner(cfg)
+    runner.train()
+    best, = tmp_path.glob('best_*.pth')
+    hook = next(h for h in runner.hooks if type(h).__name__ ==
+                'SafeCheckpointHook')
+
+    def killed(data, filepath):
+        raise OSError('killed while saving')
+
+    monkeypatch.setattr(io, 'write_atomic', killed)
+    runner.train_loop._epoch = 2  # a later, better epoch
+    with pytest.raises(OSError, match='killed'):
+        hook._save_best_checkpoint(runner, {'accuracy/top1': 101.})
+    assert best.exists() and load_file(str(best))['meta']['epoch'] == 1
+
+
+def test_trusting_one_url_never_unpickles_a_file_from_another(
+        tmp_path, evil, trained, monkeypatch):
+    """torch.hub caches by file name: a refused download from one URL must
+    not be what a trusted URL of the same file name loads."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path, marker = evil
+    good = str(trained / 'epoch_2.pth')
+    served = {'https://a.example/model.pth': path,
+              'https://b.example/model.pth': good}
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, **kw: shutil.copy(served[url], dst))
+    use_safe_loaders(['https://b.example/model.pth'])
+    with pytest.raises(UntrustedCheckpointError,
+                       match=r"https://a.example/model.pth.*deleted"):
+        _load_checkpoint('https://a.example/model.pth')
+    assert os.listdir(str(tmp_path / 'hub' / 'checkpoints')) == []
+    checkpoint = _load_checkpoint('https://b.example/model.pth')
+    assert not marker.exists() and 'state_dict' in checkpoint
+
+
+def test_an_old_format_file_is_refused_naming_the_global(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'legacy.pth')
+    torch.save({'x': Payload(str(marker))}, path,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(UntrustedCheckpointError, match='names posix.system'):
+        load_file(path)
+    assert not marker.exists()
+
+
+def test_a_pruned_checkpoint_fine_tunes_in_a_config_without_the_hook(
+        tmp_path, trained, mnist_root):
+    """load_from in a stock config: the pruned model is rebuilt and its
+    weights loaded, not left at random initialisation."""
+    ckpt = str(trained / 'epoch_2.pth')
+    plain_config = config_path('classification', 'resnet20_mnist.py')
+    runner = load_tool('train').main([
+        plain_config, '--data-root', mnist_root, '--work-dir',
+        str(tmp_path / 'ft'), '--cfg-options', *QUICK[1:5],
+        'train_cfg.max_epochs=1', 'optim_wrapper.optimizer.lr=0.',
+        f'load_from={ckpt}', f'experiment_name=ft_{id(tmp_path)}'
+    ])
+    saved = torch.load(ckpt, weights_only=True)['state_dict']
+    now = runner.model.state_dict()
+    assert now.keys() == saved.keys()
+    # lr 0 (and no momentum yet): the loaded weights are what training kept
+    name = 'backbone.layer1.0.conv1.weight'
+    assert now[name].shape == saved[name].shape
+    assert torch.equal(now[name], saved[name])
+
+
+def test_load_from_a_pruned_checkpoint_prunes_anew(tmp_path, trained,
+                                                   mnist_root):
+    ckpt = str(trained / 'epoch_2.pth')
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved['pruning']['finished']
+    runner = load_tool('train').main([
+        RPGP, '--data-root', mnist_root, '--work-dir', str(tmp_path / 'again'),
+        '--cfg-options', *QUICK, 'train_cfg.max_epochs=1',
+        f'load_from={ckpt}', f'experiment_name=again_{id(tmp_path)}'
+    ])
+    hook = next(h for h in runner.hooks
+                if type(h).__name__ == 'ProgressivePruningHook')
+    assert hook.finished and hook.steps_done >= 1
+    name = 'backbone.layer1.0.conv1.weight'
+    assert runner.model.state_dict()[name].shape[0] < \
+        saved['state_dict'][name].shape[0]
+    log, = glob.glob(str(tmp_path / 'again' / '*' / '*.log'))
+    assert 'this run prunes it anew' in open(log).read()

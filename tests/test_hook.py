@@ -202,6 +202,11 @@ def test_ema_model_is_cut_with_the_model_and_resumes(tmp_path, mnist_root):
     resumed = build_runner(cfg)
     resumed.train()
     assert resumed.epoch == 4
+    # tools/test.py on it: EMAHook builds its model before the load
+    cfg = small_cfg(RPGP, tmp_path / 'test', mnist_root)
+    cfg.custom_hooks.append(dict(type='EMAHook', momentum=0.1))
+    cfg.load_from, cfg.strict_load = str(tmp_path / 'epoch_4.pth'), True
+    assert build_runner(cfg).test()['accuracy/top1'] > 0.
 
 
 def test_sync_bn_is_not_converted_again_after_a_hard_prune():

@@ -57,6 +57,15 @@ def setup(args: argparse.Namespace, checkpoint: str = None):
     return cfg
 
 
+def build_runner(cfg):
+    """The config's ``runner_type``, or :class:`PruningRunner` (mmengine's
+    Runner, loading checkpoints safely and rebuilding pruned ones)."""
+    from mmengine.registry import RUNNERS
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'PruningRunner'
+    return RUNNERS.build(cfg)
+
+
 def _cpu_distributed(cfg) -> None:
     """Distributed training without GPUs: mmengine's pytorch launcher sets
     a CUDA device and its DDP wrapper passes ``device_ids``; both fail on a

@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import add_common_args, setup  # noqa: E402
+from common import add_common_args, build_runner, setup  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -31,21 +31,13 @@ def main(argv=None):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist')
     cfg = setup(args, checkpoint=args.checkpoint)
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    from prunedet.engine.runner_model import load_checkpoint
-
-    cfg.load_from, cfg.resume = None, False
+    cfg.load_from, cfg.resume, cfg.strict_load = args.checkpoint, False, True
     if args.out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='DumpResults', out_file_path=args.out))
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        RUNNERS.build(cfg)
-    load_checkpoint(runner, args.checkpoint, strict=True)
-    metrics = runner.test()
+    metrics = build_runner(cfg).test()
     print(metrics)
     return metrics
 

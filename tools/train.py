@@ -4,7 +4,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import add_common_args, setup  # noqa: E402
+from common import add_common_args, build_runner, setup  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,9 +35,6 @@ def main(argv=None):
     args = parse_args(argv)
     resume = args.resume if args.resume not in (None, 'auto') else None
     cfg = setup(args, checkpoint=resume)
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
     from prunedet.engine.checkpoints import find_resume_checkpoint
 
     if args.amp:
@@ -64,8 +61,7 @@ def main(argv=None):
             cfg.resume = False
             print(f'--resume: no checkpoint in {cfg.work_dir}, starting '
                   'from scratch')
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     runner.train()
     return runner
 

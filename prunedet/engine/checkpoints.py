@@ -21,6 +21,7 @@ destroys a complete file. Temporary files orphaned by a killed process are
 named ``.<target>.<random>.tmp`` (:func:`remove_orphaned_temp_files`).
 """
 import glob
+import hashlib
 import os
 import os.path as osp
 import pickle
@@ -92,13 +93,24 @@ def load_file(filename: str, map_location=None, trusted: bool = False):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        names = _unsafe_globals(filename) or [str(error).splitlines()[0]]
+        names = _unsafe_globals(filename) or [_global_in(str(error))]
         raise UntrustedCheckpointError(
             f'refused to load {filename!r}: it names {", ".join(names)}, '
             'which loading would have to import and call (a checkpoint can '
             'run code this way). prunedet and mmengine checkpoints need '
             'none of it. If you trust this file, pass --trust-checkpoint '
             '(or list it in the config\'s trusted_checkpoints).') from None
+
+
+def _global_in(message: str) -> str:
+    """The global a refusal of torch's names (older file formats are not
+    zip archives, so only torch's message says what they hold)."""
+    match = re.search(r'(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)',
+                      message)
+    if match:
+        return match.group(1)
+    return 'a Python object outside the allowlist (' + \
+        message.splitlines()[0][:200] + ')'
 
 
 # --- mmengine's checkpoint loaders, made safe --------------------------------
@@ -109,13 +121,26 @@ def _load_local(filename, map_location=None):
 
 
 def _load_url(url: str, map_location=None, trusted: bool = False):
-    """Download into torch's hub cache (as mmengine does), load safely."""
+    """Download into torch's hub cache (as mmengine does), load safely.
+
+    The cached file is named after the whole URL (not only its file name,
+    as ``torch.hub`` does): trusting one URL never unpickles a file that
+    came from another. A refused download is deleted.
+    """
     folder = osp.join(torch.hub.get_dir(), 'checkpoints')
-    cached = osp.join(folder, osp.basename(url.split('?')[0]))
+    name = osp.basename(url.split('?')[0]) or 'checkpoint.pth'
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    cached = osp.join(folder, f'{digest}-{name}')
     if not osp.exists(cached):
         os.makedirs(folder, exist_ok=True)
         torch.hub.download_url_to_file(url, cached, progress=False)
-    return load_file(cached, map_location, trusted=trusted)
+    try:
+        return load_file(cached, map_location, trusted=trusted)
+    except UntrustedCheckpointError as error:
+        os.remove(cached)
+        raise UntrustedCheckpointError(
+            str(error).replace(repr(cached), f'{url!r} (downloaded, now '
+                               'deleted)')) from None
 
 
 def _load_http(filename, map_location=None):
@@ -250,9 +275,13 @@ class AtomicLocalBackend(LocalBackend):
 
 def remove_orphaned_temp_files(folder: str) -> List[str]:
     """Delete temporary files left by a write that was killed."""
-    found = glob.glob(osp.join(folder, '.*' + TEMP_SUFFIX))
-    for path in found:
-        os.remove(path)
+    found = []
+    for path in glob.glob(osp.join(folder, '.*' + TEMP_SUFFIX)):
+        try:
+            os.remove(path)
+        except FileNotFoundError:  # another rank was first
+            continue
+        found.append(path)
     return found
 
 

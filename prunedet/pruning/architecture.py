@@ -29,13 +29,23 @@ from .structures import removed_structures, repeat_removals
 
 ARCH_KEY = 'architecture'
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase,
-           nn.GroupNorm, nn.LayerNorm)
+           nn.GroupNorm, nn.LayerNorm, nn.PReLU)
 
 
 def _pruner(module: nn.Module):
-    if not isinstance(module, _LAYERS):
-        return None
+    if not isinstance(module, _LAYERS) or (isinstance(module, nn.PReLU) and
+                                           module.num_parameters == 1):
+        return None  # a shared PReLU slope fits any width
     return tp.pruner.function.PrunerBox.get(tp.ops.module2type(module))
+
+
+def settle_group_norm(module: nn.Module) -> None:
+    """A per-channel GroupNorm (one group per channel, the only kind that
+    can lose channels) keeps one group per channel: Torch-Pruning cuts its
+    channels but not ``num_groups``."""
+    if isinstance(module, nn.GroupNorm) and \
+            module.num_groups > module.num_channels:
+        module.num_groups = module.num_channels
 
 
 def record_architecture(model: nn.Module) -> dict:
@@ -86,6 +96,7 @@ def restore_architecture(model: nn.Module, record: dict) -> List[str]:
         # norm layers share one count for in and out
         if num_in < cur_in and pruner.get_in_channels(module) > num_in:
             pruner.prune_in_channels(module, list(range(num_in, cur_in)))
+        settle_group_norm(module)
         if (num_in, num_out) != (cur_in, cur_out):
             changed.append(name)
     return changed + restore_attributes(model, record)

@@ -275,14 +275,31 @@ class ChannelGraph:
                           'together (a channel shuffle, parts split at run '
                           'time): they can only go all at once')
             if reason is not None:
-                self.unprunable[self.names[m]] = reason
-                print_log(
-                    f'Pruning: the channels of {self.names[m]} are kept: '
-                    f'{reason}', logger='current', level=logging.INFO)
+                self._note_kept(self.names[m], reason)
                 continue
             roots.append(m)
         order = {m: i for i, m in enumerate(self.names)}
         return sorted(roots, key=order.__getitem__)
+
+    def _note_kept(self, name: str, reason: str) -> None:
+        self.unprunable[name] = reason
+        print_log(f'Pruning: the channels of {name} are kept: {reason}',
+                  logger='current', level=logging.INFO)
+
+    def verify(self, inputs, forward_fn: Callable) -> List[str]:
+        """Try every group on a copy of the model (:mod:`.verify`) and keep
+        the channels of those whose removal would not be what masking them
+        is. Returns their names."""
+        from .verify import verify_groups
+        failed = verify_groups(self, inputs, forward_fn)
+        for name, reason in failed.items():
+            self._note_kept(
+                name, 'on a copy of the model, removing one of its channels '
+                f'is not what zeroing it is ({reason}): an op between its '
+                'layers moves or mixes channels in a way the graph does not '
+                'model')
+        self.roots = [r for r in self.roots if self.names[r] not in failed]
+        return list(failed)
 
     def _why_not(self, tp_group) -> Optional[str]:
         for item in tp_group:

@@ -19,14 +19,22 @@ The hook's ``soft_mode`` picks one of three forms:
   biases and norm affine terms zeroed, and zeroed again after every optimizer
   step, :func:`hold_masked`) until it is removed, or released when a later
   step no longer selects it (:func:`release`). Training then sees the network
-  as it will be after removal.
+  as it will be after removal. A masked channel gets no gradient, so every
+  data-driven criterion scores it 0 and selects it again: in practice it is
+  removed at the step ``soft_steps`` allows. Release happens with criteria
+  that can score a masked channel (e.g. from the layers that read it).
 
 Optimizer state: the filter's *first* moments (SGD momentum, Adam's
 ``exp_avg``) are reset, so the old update direction does not push the filter
 back. The *second* moments (Adam's ``exp_avg_sq``) are kept: they are the
-scale of the filter's gradients, and with them the zeroed filter's first Adam
-update is about ``(1 - beta1) * lr`` instead of the full ``lr * sign(g)``
-(or more) that zeroing both moments gives at a large ``step``.
+scale of the filter's past gradients, so its first Adam update is
+``(1 - beta1) * lr * g / sqrt(v)`` rather than the full ``lr * sign(g)``
+that zeroing both moments gives at a large ``step``. That damping holds
+while the zeroed filter's gradient is of the size of its past ones; behind
+batch norm it is not (BN divides its now constant input by ``sqrt(eps)``,
+so the gradient is far larger), and the first update is then about
+``lr``-sized: the filter restarts at a normal step size instead of a
+momentum-driven one.
 """
 from typing import Iterable, List
 

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch_pruning as tp
 from torch.optim import Optimizer
 
+from .architecture import settle_group_norm
 from .groups import ChannelGraph, ChannelGroup, param_dims
 
 # old parameter -> [(dim, indices kept along dim)]; a layer whose inputs and
@@ -58,6 +59,8 @@ def remove_channels(graph: ChannelGraph,
             keep[removed] = False
             plan[param].append((dim, keep.nonzero().flatten()))
     tp_group.prune(record_history=False)
+    for module, _, _ in owners:
+        settle_group_norm(module)
     new_params = {}
     for module, pname, old in owners:
         new = getattr(module, pname)
@@ -70,6 +73,7 @@ def remove_channels(graph: ChannelGraph,
         for name, dep, idxs in replay:
             dep.handler.__self__.pruning_dim = dep.target.pruning_dim
             dep.handler(modules[name], idxs)
+            settle_group_norm(modules[name])
     graph.sync_attributes(mirrors)  # out_channels, in_channels, ... follow
 
 

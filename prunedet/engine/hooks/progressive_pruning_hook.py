@@ -207,6 +207,7 @@ class ProgressivePruningHook(Hook):
         self.original_params: Optional[int] = None
         self.flops_ratio = 1.
         self._restored: dict = {}
+        self._loaded_state: Optional[dict] = None  # from after_load_checkpoint
         self._step_hooks: list = []
         self._committed = False  # statistics committed this iteration
         self._inputs: Optional[torch.Tensor] = None  # for measuring FLOPs
@@ -239,6 +240,14 @@ class ProgressivePruningHook(Hook):
                 'count interval/begin/end in iterations')
         self.schedule.bind(
             runner.max_epochs if self.by_epoch else runner.max_iters)
+        state, self._loaded_state = self._loaded_state, None
+        if state is not None and runner.iter > 0:  # resumed mid-run
+            self.load_state_dict(state)
+        elif state is not None:  # load_from a model pruned by another run
+            runner.logger.info(
+                'Pruning: the loaded checkpoint was pruned by an earlier run; '
+                'this run prunes it anew (its channels and FLOPs are the new '
+                'reference of target_ratio)')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         if self.pruner is None and not self.finished:
@@ -275,11 +284,12 @@ class ProgressivePruningHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Shrink the model to the saved architecture before its weights
-        are loaded, and point the optimizer at the new parameters."""
+        are loaded, and point the optimizer at the new parameters. The
+        pruning state is kept for :meth:`before_train`: a resumed run goes
+        on with it, a run that only loads the model starts its own."""
         from_plain(checkpoint)
         restore_in_runner(runner, checkpoint)
-        if checkpoint.get('pruning') is not None:
-            self.load_state_dict(checkpoint['pruning'])
+        self._loaded_state = checkpoint.get('pruning')
 
     # --- pruning ------------------------------------------------------
 
@@ -303,6 +313,7 @@ class ProgressivePruningHook(Hook):
         forward = trace_forward(model)
         graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip,
                              self.graph_timeout)
+        graph.verify(inputs[:1], forward)
         if not graph.roots:
             raise RuntimeError('ProgressivePruningHook: no prunable channels '
                                f'under prunable={list(self.prunable)}')

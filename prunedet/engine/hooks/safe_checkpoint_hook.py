@@ -17,8 +17,9 @@ class SafeCheckpointHook(CheckpointHook):
     * files are written atomically (``backend='atomic_local'`` unless
       ``backend_args`` says otherwise) and ``last_checkpoint`` too: a kill
       mid-write leaves the previous files whole;
-    * with ``max_keep_ckpts`` the oldest checkpoint is deleted only *after*
-      the new one is complete (mmengine deletes first);
+    * with ``max_keep_ckpts`` the oldest checkpoint, and with ``save_best``
+      the previous best one, is deleted only *after* the new one is complete
+      (mmengine deletes first);
     * the message hub is stored as plain data, so the file loads with
       ``torch.load(weights_only=True)`` and no allowlist;
     * the model's architecture is recorded, so a pruned checkpoint rebuilds
@@ -46,6 +47,20 @@ class SafeCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         from_plain(checkpoint)
         restore_in_runner(runner, checkpoint)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's, with the previous best file deleted last."""
+        backend, deferred = self.file_backend, []
+        backend.remove = backend.rmtree = deferred.append
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            del backend.remove, backend.rmtree  # the class's methods again
+        for path in deferred:
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):
+                backend.rmtree(path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         """mmengine's order, except that outdated files go last."""

@@ -1,0 +1,93 @@
+"""Trying every channel group on a copy of the model before anything is cut.
+
+The coupling of a group is inferred from one traced forward pass. An op whose
+channel layout that inference gets wrong (a roll or flip of the channels, a
+softmax over them, a split of constant size, an index into them) would be
+cut into a model that computes something else, or that fails at the next
+forward pass, in the middle of training. So before the first prune a copy of
+the model loses one channel of every group and must give the outputs of the
+model with that channel masked to zero (weights, biases and norm terms); a
+group that does not keeps its channels, with the reason in the log.
+"""
+import copy
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from .soft import mask_channels
+from .surgery import remove_channels
+from .tracing import flat_tensors
+
+RTOL = 1e-4  # of the largest output magnitude (float32 reorderings)
+
+
+def _outputs(model: nn.Module, inputs, forward_fn) -> List[torch.Tensor]:
+    with torch.no_grad():
+        return [t.detach().clone() for t in
+                flat_tensors(forward_fn(model, inputs))]
+
+
+def _mismatch(masked: List[torch.Tensor],
+              pruned: List[torch.Tensor]) -> Optional[str]:
+    if [t.shape for t in masked] != [t.shape for t in pruned]:
+        return 'the outputs change shape'
+    scale = max((t.abs().max().item() for t in masked if t.numel()),
+                default=0.)
+    error = max(((a - b).abs().max().item()
+                 for a, b in zip(masked, pruned) if a.numel()), default=0.)
+    if not error <= RTOL * scale + 1e-6:  # NaN fails too
+        return (f'the outputs change by {error:.3g} (largest output '
+                f'{scale:.3g})')
+    return None
+
+
+class _Trial:
+    """A copy of the model with its own graph, in eval mode."""
+
+    def __init__(self, graph, inputs, forward_fn):
+        from .groups import ChannelGraph
+        self.model = copy.deepcopy(graph.model).eval()
+        self.graph = ChannelGraph(self.model, inputs, forward_fn,
+                                  graph.prunable, graph.skip, timeout=None)
+        self.inputs = inputs
+        self.forward_fn = forward_fn
+
+    def groups(self, names) -> list:
+        return [g for g in self.graph.groups()
+                if g.name in names and g.num_channels > 1]
+
+    def cut(self, groups) -> Optional[str]:
+        """Mask channel 0 of each group, then remove it: why the two
+        differ, or ``None``."""
+        for g in groups:
+            mask_channels(g, torch.tensor([0]))
+        masked = _outputs(self.model, self.inputs, self.forward_fn)
+        try:
+            for g in groups:
+                remove_channels(self.graph, g, [0])
+            pruned = _outputs(self.model, self.inputs, self.forward_fn)
+        except Exception as error:  # noqa: BLE001  (any failure is the answer)
+            return f'{type(error).__name__}: {str(error).splitlines()[0]}'
+        return _mismatch(masked, pruned)
+
+
+def verify_groups(graph, inputs, forward_fn: Callable) -> Dict[str, str]:
+    """The groups of ``graph`` whose removal is not what their masking is,
+    with the reason. All groups are tried at once; only if that fails is
+    each tried alone (on a fresh copy after every failure)."""
+    names = {graph.names[r] for r in graph.roots}
+    trial = _Trial(graph, inputs, forward_fn)
+    if trial.cut(trial.groups(names)) is None:
+        return {}
+    failed, done = {}, set()
+    trial = _Trial(graph, inputs, forward_fn)
+    for name in sorted(names, key=list(graph.names.values()).index):
+        groups = trial.groups({name})
+        done.add(name)
+        reason = trial.cut(groups) if groups else None
+        if reason is not None:
+            failed[name] = reason
+            if done != names:
+                trial = _Trial(graph, inputs, forward_fn)
+    return failed
