@@ -272,8 +272,9 @@ class ChannelGraph:
             orbits = self._orbits[m][1]
             if reason is None and orbits is not None and len(orbits) == 1:
                 reason = (f'its {self.out_channels(m)} channels are tied '
-                          'together (a channel shuffle, parts split at run '
-                          'time): they can only go all at once')
+                          'together (by a channel shuffle, parts split at run '
+                          'time or an op that mixes channels): they can only '
+                          'go all at once')
             if reason is not None:
                 self._note_kept(self.names[m], reason)
                 continue
