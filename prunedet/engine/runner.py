@@ -48,7 +48,10 @@ class PruningRunner(Runner):
         strict = strict or self.strict_load
         try:
             checkpoint = _load_checkpoint_to_model(
-                unwrap(self.model), checkpoint, strict, revise_keys)
+                unwrap(self.model),
+                checkpoint,
+                strict,
+                revise_keys=revise_keys)  # the fourth parameter is logger
         except RuntimeError as error:
             if not strict:
                 raise
