@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmpretrain.registry import MODELS
 
@@ -27,10 +28,13 @@ BLOCKS = [dict(kind='block', types=['BasicBlock'])]
 
 
 @pytest.fixture(autouse=True, scope='module')
-def one_thread():
+def one_thread_in_mmpretrain():
+    """One thread, and mmpretrain's registries whatever an earlier test left
+    as the default scope (GAL and its backbones are mmpretrain models)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
     torch.set_num_threads(threads)
 
 

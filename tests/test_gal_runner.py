@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 from conftest import config_path
 from models import CLASSIFIERS, randomize_bn
 from runner_utils import RecordLossHook, build_runner, small_cfg
-from test_gal import BLOCKS, one_thread, set_masks  # noqa: F401
+from test_gal import BLOCKS, one_thread_in_mmpretrain, set_masks  # noqa: F401
 from test_tools_and_readme import load_tool
 from prunedet.engine.hooks import GALRemovalHook
 from prunedet.gal import remove_masked_structures

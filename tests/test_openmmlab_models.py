@@ -111,6 +111,9 @@ def build(case: Case, tmp_path) -> nn.Module:
         else:
             from mmpretrain.registry import MODELS
         model = MODELS.build(cfg.model)
+    # as the Runner does: some parameters (SSD's L2Norm scale) are left
+    # uninitialised memory until init_weights()
+    model.init_weights()
     randomize_bn(model)
     return model
 
