@@ -13,23 +13,31 @@ if ROOT not in sys.path:
 from mmengine.config import DictAction  # noqa: E402
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """The options mmdet's and mmpretrain's train and test tools share,
-    plus ``--data-root`` and ``--trust-checkpoint``."""
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--data-root', help='dataset folder, replacing the config\'s one')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy format')
+def add_checkpoint_args(parser: argparse.ArgumentParser,
+                        cfg_options: bool = True) -> None:
+    """``--cfg-options`` and ``--trust-checkpoint``, as every tool that
+    loads a config and a checkpoint spells them."""
+    if cfg_options:
+        parser.add_argument(
+            '--cfg-options',
+            nargs='+',
+            action=DictAction,
+            help='override config settings, xxx=yyy format')
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
         help='unpickle the checkpoint given (or load_from) fully: it may '
         'run code, so only for files you trust. Without it, checkpoints '
         'load with torch.load(weights_only=True) and an allowlist')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The options mmdet's and mmpretrain's train and test tools share,
+    plus ``--data-root`` and ``--trust-checkpoint``."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--data-root', help='dataset folder, replacing the config\'s one')
+    add_checkpoint_args(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],

@@ -15,8 +15,8 @@ import os.path as osp
 import sys
 
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from common import add_checkpoint_args  # noqa: E402  (puts prunedet on the path)
 
 from prunedet.engine.checkpoints import load_file, trust  # noqa: E402
 from prunedet.engine.runner_model import architecture_of  # noqa: E402
@@ -92,10 +92,7 @@ def main(argv=None):
     parser.add_argument('--checkpoint', help='default: the last one')
     parser.add_argument(
         '--out', help='plot file (default: WORK_DIR/pruning_report.png)')
-    parser.add_argument(
-        '--trust-checkpoint',
-        action='store_true',
-        help='unpickle the checkpoint fully (it may run code)')
+    add_checkpoint_args(parser, cfg_options=False)
     args = parser.parse_args(argv)
     ckpt_path = args.checkpoint or last_checkpoint(args.work_dir)
     if args.trust_checkpoint:

@@ -16,8 +16,7 @@ import sys
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TOOLS)
-from common import ROOT  # noqa: E402,F401  (puts prunedet on the path)
-from mmengine.config import DictAction  # noqa: E402
+from common import add_checkpoint_args  # noqa: E402  (puts prunedet on the path)
 
 
 def parse_args(argv=None):
@@ -48,16 +47,7 @@ def parse_args(argv=None):
         type=float,
         default=1e-4,
         help='tolerance relative to the largest PyTorch output value')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy format')
-    parser.add_argument(
-        '--trust-checkpoint',
-        action='store_true',
-        help='unpickle the checkpoint fully (it may run code: only for '
-        'files you trust); otherwise torch.load(weights_only=True)')
+    add_checkpoint_args(parser)
     return parser.parse_args(argv)
 
 
