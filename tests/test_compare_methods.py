@@ -53,3 +53,34 @@ def test_table_from_two_runs_then_nothing_is_run_again(tmp_path, mnist_root):
     assert os.stat(done).st_mtime_ns == stamp
     assert sorted(os.listdir(osp.join(str(tmp_path), 'rpgp', '0.5'))) == logs
     assert again[1]['flops'] == rpgp['flops']
+
+
+def test_a_stage_failing_before_the_last_one_is_a_row(tmp_path,
+                                                     monkeypatch):
+    """DCP's selection stage has no training loop: the ``train_cfg.*``
+    options of the training stages stay away from it, and when it fails
+    (here: on purpose) the method is a failed row, not a crashed tool."""
+    tool = load_tool('analysis/compare_methods')
+    stages = tool.method_stages('classification/resnet20_mnist')['dcp'][0]
+    runs = tool.Runs('classification/resnet20_mnist', str(tmp_path),
+                     ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=8'])
+    seen = []
+
+    def train(args):
+        options = args[args.index('--cfg-options') + 1:]
+        seen.append(options)
+        if len(seen) == 2:
+            raise RuntimeError('selection diverged')
+        work_dir = args[args.index('--work-dir') + 1]
+        with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+            f.write(osp.join(work_dir, 'epoch_1.pth'))
+
+    monkeypatch.setattr(runs, '_tool', lambda name: train)
+    row = runs.run('dcp', stages, 0.5, 'dcp')
+    assert row['error'] == 'RuntimeError: selection diverged'
+    assert 'train_cfg.max_epochs=1' in seen[0]
+    assert [o for o in seen[1] if o.startswith('train_cfg.')] == \
+        ['train_cfg.pruning_rate=0.5']  # the stage's own ratio only
+    assert 'train_dataloader.batch_size=8' in seen[1]
+    failed = osp.join(str(tmp_path), 'dcp', '0.5', 'stage3', 'failed.json')
+    assert 'selection diverged' in json.load(open(failed))['error']

@@ -50,6 +50,8 @@ class Stage:
     config: str  # path under configs/, formatted with task and name
     ratio: tuple = ()  # cfg options that set the ratio
     load: Optional[str] = None  # 'baseline' or 'previous': load_from
+    trains: bool = True  # False: no training loop (DCP's selection), so
+    # the ``train_cfg.*`` options meant for the training stages stay away
 
 
 def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
@@ -69,7 +71,7 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
     if all(has(p) for p in dcp):
         methods['dcp'] = [[
             Stage(dcp[0]),
-            Stage(dcp[1], DCP_RATIO, load='previous'),
+            Stage(dcp[1], DCP_RATIO, load='previous', trains=False),
             Stage(dcp[2], load='previous')
         ]]
     gal = sorted(
@@ -116,6 +118,8 @@ class Runs:
             with open(done) as f:
                 return dict(json.load(f), skipped=True)
         options = list(self.options) + self.method_options.get(method, [])
+        if not stage.trains:
+            options = [o for o in options if not o.startswith('train_cfg.')]
         options += [o.format(ratio) for o in stage.ratio]
         if load_from:
             options.append(f'load_from={load_from}')
@@ -187,6 +191,7 @@ class Runs:
                                     run_dirs[-1])
         except Exception as error:  # a failed run is a row, not a crash
             message = f'{type(error).__name__}: {error}'.splitlines()[0]
+            os.makedirs(osp.dirname(failed), exist_ok=True)
             with open(failed, 'w') as f:
                 json.dump(dict(error=message,
                                traceback=traceback.format_exc()), f)
