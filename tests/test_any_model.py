@@ -226,3 +226,29 @@ def test_per_channel_norms_and_slopes_prune_and_rebuild(layer):
     assert torch.equal(rebuilt(x), model(x))
     if layer == 'group_norm':
         assert model[3].num_groups == rebuilt[3].num_groups == 14
+
+
+def test_a_layer_the_model_cannot_run_at_one_channel_keeps_two(logged):
+    """mmpretrain's LeNet5 squeezes its 1x1 features: at one channel the
+    classifier would get a 0-d tensor (a 70% Taylor run crashed measuring
+    FLOPs). The copy cut to one channel per group finds it; the plan then
+    keeps two there and one elsewhere."""
+    from models import build_classifier, graph_of
+    from prunedet.criteria import L1Norm
+    from prunedet.pruning.pruner import ChannelPruner
+    from prunedet.pruning.surgery import remove_channels
+    from prunedet.pruning.tracing import tensor_forward
+    model, x = build_classifier('lenet5')
+    graph = graph_of(model, x)
+    assert graph.verify(x[:1], tensor_forward) == []
+    assert graph.floors == {'backbone.features.6': 2}
+    assert 'backbone.features.6 keeps at least 2 channels' in logged()
+    pruner = ChannelPruner(graph, L1Norm(), target='channels')
+    keep = pruner.plan(0.99, pruner.scores())
+    assert keep['backbone.features.6'] == 2
+    assert min(keep.values()) == 1
+    for group in graph.groups():
+        drop = group.num_channels - keep[group.name]
+        remove_channels(graph, group, list(range(drop)), [])
+    model.eval()
+    assert model(x[:2], mode='tensor').shape == (2, 10)

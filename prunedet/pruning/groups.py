@@ -154,6 +154,8 @@ class ChannelGraph:
         self.skip = tuple(skip)
         self.names = {m: n for n, m in model.named_modules()}
         self.unprunable: Dict[str, str] = {}
+        # group -> the fewest channels the model runs with, where above 1
+        self.floors: Dict[str, int] = {}
         # root -> (its width, orbits of its channels or None)
         self._orbits: Dict[nn.Module, Tuple[int, Optional[list]]] = {}
         self._phase = 'tracing the forward pass'
@@ -291,7 +293,7 @@ class ChannelGraph:
         """Try every group on a copy of the model (:mod:`.verify`) and keep
         the channels of those whose removal would not be what masking them
         is. Returns their names."""
-        from .verify import verify_groups
+        from .verify import one_channel_failures, verify_groups
         failed = verify_groups(self, inputs, forward_fn)
         for name, reason in failed.items():
             self._note_kept(
@@ -300,6 +302,13 @@ class ChannelGraph:
                 'layers moves or mixes channels in a way the graph does not '
                 'model')
         self.roots = [r for r in self.roots if self.names[r] not in failed]
+        for name, reason in one_channel_failures(self, inputs,
+                                                 forward_fn).items():
+            self.floors[name] = 2
+            print_log(
+                f'Pruning: {name} keeps at least 2 channels: on a copy of '
+                f'the model cut to one channel, {reason}', logger='current',
+                level=logging.INFO)
         return list(failed)
 
     def _why_not(self, tp_group) -> Optional[str]:

@@ -179,7 +179,8 @@ class ChannelPruner:
         return self._round(0, group)
 
     def _round(self, keep: float, group: ChannelGroup) -> int:
-        keep = max(keep, self.min_channels)
+        keep = max(keep, self.min_channels,
+                   self.graph.floors.get(group.name, 1))
         if self.round_to > 1:
             keep = math.ceil(keep / self.round_to) * self.round_to
         return min(int(round(keep)), self.original[group.name],

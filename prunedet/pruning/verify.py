@@ -8,6 +8,11 @@ forward pass, in the middle of training. So before the first prune a copy of
 the model loses one channel of every group and must give the outputs of the
 model with that channel masked to zero (weights, biases and norm terms); a
 group that does not keeps its channels, with the reason in the log.
+
+The same copy is then cut down to one channel per group and must still run
+with outputs of the same dimensions: a model that squeezes its features
+(mmpretrain's ``LeNet5`` calls ``x.squeeze()`` on 1x1 maps) loses the channel
+dimension of a one-channel layer, so such a group keeps two.
 """
 import copy
 from typing import Callable, Dict, List, Optional
@@ -71,6 +76,23 @@ class _Trial:
             return f'{type(error).__name__}: {str(error).splitlines()[0]}'
         return _mismatch(masked, pruned)
 
+    def thin(self, groups, dims) -> Optional[str]:
+        """Cut each group down to its first channel: why the model then
+        fails or its outputs change dimensions, or ``None``."""
+        try:
+            for g in groups:
+                current = next(c for c in self.graph.groups()
+                               if c.name == g.name)
+                if current.num_channels > 1:
+                    remove_channels(self.graph, current,
+                                    list(range(1, current.num_channels)))
+            out = _outputs(self.model, self.inputs, self.forward_fn)
+        except Exception as error:  # noqa: BLE001
+            return f'{type(error).__name__}: {str(error).splitlines()[0]}'
+        if [t.dim() for t in out] != dims:  # sizes may depend on data
+            return 'the outputs lose or gain dimensions'
+        return None
+
 
 def verify_groups(graph, inputs, forward_fn: Callable) -> Dict[str, str]:
     """The groups of ``graph`` whose removal is not what their masking is,
@@ -89,5 +111,26 @@ def verify_groups(graph, inputs, forward_fn: Callable) -> Dict[str, str]:
         if reason is not None:
             failed[name] = reason
             if done != names:
+                trial = _Trial(graph, inputs, forward_fn)
+    return failed
+
+
+def one_channel_failures(graph, inputs, forward_fn) -> Dict[str, str]:
+    """The groups of ``graph`` the model cannot run with at one channel,
+    with the reason. All are tried at once; only if that fails is each
+    tried in turn (on a fresh copy after every failure)."""
+    names = [graph.names[r] for r in graph.roots]
+    dims = [t.dim() for t in _outputs(graph.model, inputs, forward_fn)]
+    trial = _Trial(graph, inputs, forward_fn)
+    if trial.thin(trial.groups(set(names)), dims) is None:
+        return {}
+    failed = {}
+    trial = _Trial(graph, inputs, forward_fn)
+    for i, name in enumerate(names):
+        groups = trial.groups({name})
+        reason = trial.thin(groups, dims) if groups else None
+        if reason is not None:
+            failed[name] = reason
+            if i + 1 < len(names):
                 trial = _Trial(graph, inputs, forward_fn)
     return failed
