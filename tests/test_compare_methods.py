@@ -84,3 +84,30 @@ def test_a_stage_failing_before_the_last_one_is_a_row(tmp_path,
     assert 'train_dataloader.batch_size=8' in seen[1]
     failed = osp.join(str(tmp_path), 'dcp', '0.5', 'stage3', 'failed.json')
     assert 'selection diverged' in json.load(open(failed))['error']
+
+
+def test_no_cfg_options_and_a_tool_exiting_are_handled(tmp_path, monkeypatch):
+    """Without --cfg-options the tools get none (argparse refuses an empty
+    one: the demo table crashed after its baseline), and a tool that exits
+    makes a failed row."""
+    tool = load_tool('analysis/compare_methods')
+    runs = tool.Runs('demo/faster_rcnn_vgg16_shapes', str(tmp_path), [])
+    calls = []
+
+    def fake(name):
+        def main(args):
+            calls.append((name, args))
+            if name == 'train':
+                work_dir = args[args.index('--work-dir') + 1]
+                with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                    f.write(osp.join(work_dir, 'iter_1.pth'))
+                return None
+            raise SystemExit(2)
+        return main
+
+    monkeypatch.setattr(runs, '_tool', fake)
+    stages = tool.method_stages('demo/faster_rcnn_vgg16_shapes')['baseline']
+    row = runs.run('baseline', stages[0], None, 'baseline')
+    assert row['error'] == 'SystemExit: 2'
+    assert [name for name, _ in calls] == ['train', 'test']
+    assert '--cfg-options' not in calls[1][1]

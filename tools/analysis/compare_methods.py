@@ -149,8 +149,9 @@ class Runs:
         args = [config, checkpoint, '--work-dir', osp.join(run_dir, 'test')]
         if self.data_root:
             args += ['--data-root', self.data_root]
-        metrics = self._tool('test')(
-            args + ['--cfg-options', *self.options])
+        if self.options:  # argparse refuses an empty --cfg-options
+            args += ['--cfg-options', *self.options]
+        metrics = self._tool('test')(args)
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics.update(size(config, checkpoint, self.data_root,
                             self.options))
@@ -189,7 +190,8 @@ class Runs:
                 seconds += previous['seconds']
             metrics = self.evaluate(stages[-1], previous['checkpoint'],
                                     run_dirs[-1])
-        except Exception as error:  # a failed run is a row, not a crash
+        except (Exception, SystemExit) as error:  # a row, not a crash
+            # (SystemExit: a tool's argparse refusing its options)
             message = f'{type(error).__name__}: {error}'.splitlines()[0]
             os.makedirs(osp.dirname(failed), exist_ok=True)
             with open(failed, 'w') as f:
