@@ -273,3 +273,23 @@ def test_taylor_procedure_removes_a_fixed_count_until_the_target(
     assert set(removed[:-1]) == {24} and 0 < removed[-1] <= 24
     # stopped when the target was met, before the window's end (iter 12)
     assert hook.steps_done == len(steps) < 12
+
+
+def test_a_taylor_window_too_short_for_its_step_warns(tmp_path, mnist_root):
+    """2 channels per step cannot reach 30% of the FLOPs in the window: the
+    last step prunes straight to the target (as documented), and says so
+    (a 70% LeNet-5 run collapsed that way without a word)."""
+    cfg = small_cfg('classification/resnet20_mnist_taylor.py', tmp_path,
+                    mnist_root, **{
+                        'custom_hooks.0.interval': 1,
+                        'custom_hooks.0.step_channels': 2,
+                        'custom_hooks.0.target_ratio': 0.3,
+                    })
+    cfg.load_from = None
+    runner = build_runner(cfg)
+    runner.train()
+    assert hook_of(runner).finished
+    assert abs(hook_of(runner).flops_ratio - 0.7) <= 0.05
+    log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
+    assert '2 channels per step (step_channels) had not reached the ' \
+        'target' in log

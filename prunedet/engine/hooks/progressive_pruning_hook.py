@@ -397,6 +397,14 @@ class ProgressivePruningHook(Hook):
                 f'Pruning: the scores of {result.dead} are all zero (a dead '
                 'or collapsed layer): their channels are not ranked on '
                 'them and are kept at this step')
+        if self.step_channels and last and \
+                result.soft + result.hard > 2 * self.step_channels:
+            runner.logger.warning(
+                f'Pruning: {self.step_channels} channels per step '
+                '(step_channels) had not reached the target when the window '
+                f'ended ({unit} {done}), so its last step removed '
+                f'{result.soft + result.hard} channels at once. Raise '
+                'step_channels or end, or lower the interval')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
         if count and self._target_met(result):
