@@ -270,7 +270,14 @@ class ChannelPruner:
         for _, name in order:
             if current <= goal or budget <= 0:
                 break
-            if keep[name] > floor[name]:
+            if keep[name] <= floor[name]:
+                continue
+            # with round_to, a layer gives whole units: rounding the kept
+            # count back up afterwards would leave the target unmet
+            new = keep[name] - 1
+            if self.round_to > 1:
+                new = max(floor[name], new // self.round_to * self.round_to)
+            while keep[name] > new:
                 current -= self.flops.saving_per_channel(keep, name) \
                     if self.target == 'flops' else 1
                 keep[name] -= 1
