@@ -294,7 +294,7 @@ class ChannelGraph:
         the channels of those whose removal would not be what masking them
         is. Returns their names."""
         from .verify import one_channel_failures, verify_groups
-        failed = verify_groups(self, inputs, forward_fn)
+        failed, trial = verify_groups(self, inputs, forward_fn)
         for name, reason in failed.items():
             self._note_kept(
                 name, 'on a copy of the model, removing one of its channels '
@@ -302,8 +302,8 @@ class ChannelGraph:
                 'layers moves or mixes channels in a way the graph does not '
                 'model')
         self.roots = [r for r in self.roots if self.names[r] not in failed]
-        for name, reason in one_channel_failures(self, inputs,
-                                                 forward_fn).items():
+        for name, reason in one_channel_failures(self, inputs, forward_fn,
+                                                 trial).items():
             self.floors[name] = 2
             print_log(
                 f'Pruning: {name} keeps at least 2 channels: on a copy of '

@@ -33,6 +33,10 @@ def _outputs(model: nn.Module, inputs, forward_fn) -> List[torch.Tensor]:
                 flat_tensors(forward_fn(model, inputs))]
 
 
+def _failure(error: Exception) -> str:
+    return f'{type(error).__name__}: {str(error).splitlines()[0]}'
+
+
 def _mismatch(masked: List[torch.Tensor],
               pruned: List[torch.Tensor]) -> Optional[str]:
     if [t.shape for t in masked] != [t.shape for t in pruned]:
@@ -73,7 +77,7 @@ class _Trial:
                 remove_channels(self.graph, g, [0])
             pruned = _outputs(self.model, self.inputs, self.forward_fn)
         except Exception as error:  # noqa: BLE001  (any failure is the answer)
-            return f'{type(error).__name__}: {str(error).splitlines()[0]}'
+            return _failure(error)
         return _mismatch(masked, pruned)
 
     def thin(self, groups, dims) -> Optional[str]:
@@ -88,49 +92,45 @@ class _Trial:
                                     list(range(1, current.num_channels)))
             out = _outputs(self.model, self.inputs, self.forward_fn)
         except Exception as error:  # noqa: BLE001
-            return f'{type(error).__name__}: {str(error).splitlines()[0]}'
+            return _failure(error)
         if [t.dim() for t in out] != dims:  # sizes may depend on data
             return 'the outputs lose or gain dimensions'
         return None
 
 
-def verify_groups(graph, inputs, forward_fn: Callable) -> Dict[str, str]:
-    """The groups of ``graph`` whose removal is not what their masking is,
-    with the reason. All groups are tried at once; only if that fails is
-    each tried alone (on a fresh copy after every failure)."""
-    names = {graph.names[r] for r in graph.roots}
-    trial = _Trial(graph, inputs, forward_fn)
-    if trial.cut(trial.groups(names)) is None:
-        return {}
-    failed, done = {}, set()
-    trial = _Trial(graph, inputs, forward_fn)
-    for name in sorted(names, key=list(graph.names.values()).index):
-        groups = trial.groups({name})
-        done.add(name)
-        reason = trial.cut(groups) if groups else None
-        if reason is not None:
-            failed[name] = reason
-            if done != names:
-                trial = _Trial(graph, inputs, forward_fn)
-    return failed
-
-
-def one_channel_failures(graph, inputs, forward_fn) -> Dict[str, str]:
-    """The groups of ``graph`` the model cannot run with at one channel,
-    with the reason. All are tried at once; only if that fails is each
-    tried in turn (on a fresh copy after every failure)."""
-    names = [graph.names[r] for r in graph.roots]
-    dims = [t.dim() for t in _outputs(graph.model, inputs, forward_fn)]
-    trial = _Trial(graph, inputs, forward_fn)
-    if trial.thin(trial.groups(set(names)), dims) is None:
-        return {}
+def _try_groups(graph, inputs, forward_fn, attempt, trial=None):
+    """``attempt(trial, groups)`` gives why a change to a copy of the model
+    went wrong, or ``None``. It is tried on all groups at once (on ``trial``
+    if given); only if that fails on each in turn, on a fresh copy after
+    every failure. Returns the failures, and the copy when all passed at
+    once (the next check can go on from it)."""
+    names = [graph.names[r] for r in graph.roots]  # in module order
+    trial = trial or _Trial(graph, inputs, forward_fn)
+    if attempt(trial, trial.groups(set(names))) is None:
+        return {}, trial
     failed = {}
     trial = _Trial(graph, inputs, forward_fn)
     for i, name in enumerate(names):
         groups = trial.groups({name})
-        reason = trial.thin(groups, dims) if groups else None
+        reason = attempt(trial, groups) if groups else None
         if reason is not None:
             failed[name] = reason
             if i + 1 < len(names):
                 trial = _Trial(graph, inputs, forward_fn)
-    return failed
+    return failed, None
+
+
+def verify_groups(graph, inputs, forward_fn: Callable):
+    """The groups of ``graph`` whose removal is not what their masking is,
+    with the reason; and the copy, if every group passed."""
+    return _try_groups(graph, inputs, forward_fn, _Trial.cut)
+
+
+def one_channel_failures(graph, inputs, forward_fn,
+                         trial=None) -> Dict[str, str]:
+    """The groups of ``graph`` the model cannot run with at one channel,
+    with the reason (going on from ``trial``, a copy that passed
+    :func:`verify_groups`, when given)."""
+    dims = [t.dim() for t in _outputs(graph.model, inputs, forward_fn)]
+    return _try_groups(graph, inputs, forward_fn,
+                       lambda t, groups: t.thin(groups, dims), trial)[0]
