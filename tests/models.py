@@ -1,6 +1,7 @@
 """Small builders shared by the tests."""
 import torch
 import torch.nn as nn
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from prunedet.pruning.groups import ChannelGraph
@@ -28,7 +29,10 @@ CLASSIFIERS = {
 
 
 def build_classifier(name: str):
-    model = MODELS.build(dict(type='ImageClassifier', **CLASSIFIERS[name]))
+    # mmpretrain's registry whatever an earlier test left as default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(type='ImageClassifier',
+                                  **CLASSIFIERS[name]))
     channels = 1 if name == 'lenet5' else 3
     return model, torch.randn(4, channels, 32, 32)
 
