@@ -1,6 +1,6 @@
 """Imported by the distributed test's workers (custom_imports): gives each
-rank different image sizes and records what each rank holds after every
-pruning step."""
+rank different image sizes and random draws, and records what each rank
+holds after every pruning step."""
 import hashlib
 import json
 import os.path as osp
@@ -16,12 +16,17 @@ from mmengine.registry import HOOKS, TRANSFORMS
 
 @TRANSFORMS.register_module()
 class RankSizedResize(BaseTransform):
-    """Images of 28 + 8 * rank pixels: no two ranks see the same shapes."""
+    """Images of 28 + 8 * rank pixels: no two ranks see the same shapes.
+    Then random flips with numpy, ``rank + 1`` draws an image: the ranks'
+    generators part ways, so a resume must restore each rank's own."""
 
     def transform(self, results):
         size = 28 + 8 * dist.get_rank()
-        results['img'] = mmcv.imresize(np.asarray(results['img']),
-                                       (size, size))
+        img = mmcv.imresize(np.asarray(results['img']), (size, size))
+        for _ in range(dist.get_rank() + 1):
+            if np.random.rand() < 0.5:
+                img = img[:, ::-1]
+        results['img'] = np.ascontiguousarray(img)
         results['img_shape'] = (size, size)
         return results
 

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from prunedet.pruning.deadline import GraphBuildTimeout
 from prunedet.pruning.groups import ChannelGraph
+from prunedet.pruning.verify import verify_graph
 from test_tools_and_readme import load_tool
 
 # what the README tells a user to add to any mmdet/mmpretrain config
@@ -53,6 +54,36 @@ def test_two_lines_prune_a_stock_mmpretrain_config(tmp_path, cifar_root):
         *options
     ])
     assert 0. <= metrics['accuracy/top1'] <= 100.
+
+
+def test_stock_shufflenet_v2_trains_through_two_flops_steps(tmp_path,
+                                                           cifar_root):
+    """mmpretrain's own ShuffleNet-V2 at 64x64, 40% of the FLOPs in two
+    steps: the second step cuts a graph the first one pruned (its concat
+    offsets used to be stale there, and the next forward pass crashed)."""
+    pipeline = [dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
+    data = dict(type='OfflineCIFAR10', data_root=cifar_root, split='train',
+                indices=16, pipeline=pipeline)
+    config = tmp_path / 'shufflenet_v2_rpgp.py'
+    config.write_text(
+        "_base_ = ['mmpretrain::shufflenet_v2/"
+        "shufflenet-v2-1x_16xb64_in1k.py']" + TWO_LINES +
+        f'train_dataloader = dict(batch_size=4, num_workers=0, '
+        f'persistent_workers=False, dataset=dict(_delete_=True, **{data!r}))\n'
+        'train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)\n'
+        'param_scheduler = None\n'  # the stock warm-up outlasts the run
+        'val_dataloader = val_cfg = val_evaluator = None\n'
+        'test_dataloader = test_cfg = test_evaluator = None\n'
+        f'experiment_name = "shufflenet_{id(tmp_path)}"\n')
+    runner = load_tool('train').main(
+        [str(config), '--work-dir', str(tmp_path / 'work')])
+    hook = next(h for h in runner.hooks
+                if type(h).__name__ == 'ProgressivePruningHook')
+    assert hook.finished and hook.steps_done == 2
+    assert abs(hook.flops_ratio - 0.6) <= 0.02, hook.flops_ratio
+    runner.model.eval()
+    with torch.no_grad():  # the pruned model still runs
+        assert runner.model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
 class _Classifier(nn.Sequential):
@@ -182,7 +213,7 @@ def test_groups_whose_removal_is_not_their_masking_are_kept(op, logged):
     model = _After(fn, fc_in=fc_in).eval()
     graph = _graph(model)
     assert 'a.0' in [graph.names[r] for r in graph.roots]  # unseen by tracing
-    assert graph.verify(torch.randn(1, 3, 8, 8),
+    assert verify_graph(graph, torch.randn(1, 3, 8, 8),
                         lambda m, x: m(x, mode='tensor')) == ['a.0']
     assert 'a.0' not in [graph.names[r] for r in graph.roots]
     assert 'is not what zeroing it is' in graph.unprunable['a.0']
@@ -194,9 +225,67 @@ def test_verification_passes_groups_that_prune_exactly():
     model = _net(nn.Conv2d(16, 16, 3, padding=1, groups=16)).eval()
     graph = _graph(model)
     roots = list(graph.roots)
-    assert graph.verify(torch.randn(1, 3, 8, 8),
+    assert verify_graph(graph, torch.randn(1, 3, 8, 8),
                         lambda m, x: m(x, mode='tensor')) == []
     assert graph.roots == roots
+
+
+class _Twice(nn.Module):
+    """One conv's channels concatenated with themselves: its group reaches
+    both parts of the concat, the second at an offset that moves with
+    every prune."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.c = nn.Conv2d(16, 4, 3, padding=1)
+
+    def forward(self, x, mode='tensor'):
+        h = self.a(x)
+        return self.c(torch.cat([h, h.relu()], 1)).mean((2, 3))
+
+
+@pytest.mark.parametrize('net,stale_group', [(_Twice, 'a'),
+                                              (_TwoBranches, 'b')])
+def test_verification_keeps_what_goes_stale_after_a_cut(
+        net, stale_group, monkeypatch):
+    """Bookkeeping that goes stale after a prune shows only at the next
+    step (ShuffleNet's concat offsets did, and training crashed after its
+    second pruning step), or only once another group was cut (b's offset
+    after a's): the copy is cut twice, group on top of group, and a group
+    whose cut is then not its masking keeps its channels."""
+    from prunedet.pruning import coupling
+    model, x = net().eval(), torch.randn(1, 3, 8, 8)
+    forward = lambda m, x: m(x, mode='tensor')  # noqa: E731
+    assert verify_graph(_graph(model), x, forward) == []
+    built = {}
+
+    def stale(self, idxs):  # offsets as they were when the graph was built
+        lo = sum(built.setdefault(id(self.op), list(
+            self.op.concat_sizes))[:self.part])
+        if self.reverse:
+            return [type(i)(i.idx - lo, i.root_idx) for i in idxs
+                    if lo <= i.idx < lo + self.op.concat_sizes[self.part]]
+        return [type(i)(i.idx + lo, i.root_idx) for i in idxs]
+
+    monkeypatch.setattr(coupling._CatPart, '__call__', stale)
+    graph = _graph(model)
+    assert verify_graph(graph, x, forward) == [stale_group]
+    assert 'is not what zeroing it is' in graph.unprunable[stale_group]
+
+
+def test_verification_of_a_training_model_leaves_it_as_it_was():
+    """The hook verifies at the first iteration, while the model trains: a
+    training forward pass there moved its BN statistics (and failed on one
+    sample of 1x1 maps, MobileNet-V2 at 32x32)."""
+    model = _net(nn.Identity()).train()
+    graph = _graph(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert verify_graph(graph, torch.randn(1, 3, 8, 8),
+                        lambda m, x: m(x, mode='tensor')) == []
+    assert model.training
+    assert all(torch.equal(v, before[k])
+               for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize('layer', ['group_norm', 'prelu'])
@@ -240,7 +329,7 @@ def test_a_layer_the_model_cannot_run_at_one_channel_keeps_two(logged):
     from prunedet.pruning.tracing import tensor_forward
     model, x = build_classifier('lenet5')
     graph = graph_of(model, x)
-    assert graph.verify(x[:1], tensor_forward) == []
+    assert verify_graph(graph, x[:1], tensor_forward) == []
     assert graph.floors == {'backbone.features.6': 2}
     assert 'backbone.features.6 keeps at least 2 channels' in logged()
     pruner = ChannelPruner(graph, L1Norm(), target='channels')

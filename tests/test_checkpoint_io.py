@@ -155,7 +155,8 @@ def test_pruned_checkpoint_in_an_unpruned_config_and_a_wrong_one(
         [plain_config, ckpt, '--work-dir', str(tmp_path / 'b'), *args])
     assert unpruned == pruned  # rebuilt from the checkpoint's record
     lenet = config_path('classification', 'lenet5_mnist.py')
-    with pytest.raises(Exception, match='does not fit|checkpoint records'):
+    with pytest.raises(Exception,
+                       match='does not fit|refused its architecture record'):
         load_tool('test').main(
             [lenet, ckpt, '--work-dir', str(tmp_path / 'c'), *args])
 
@@ -170,6 +171,7 @@ def test_resume_without_last_checkpoint_takes_the_newest_complete_one(
     data = (work / 'epoch_2.pth').read_bytes()
     (work / 'epoch_2.pth').write_bytes(data[:len(data) // 2])
     (work / '.epoch_3.pth.x1y2.tmp').write_bytes(b'half a checkpoint')
+    os.utime(str(work / '.epoch_3.pth.x1y2.tmp'), (0, 0))  # long orphaned
     warnings = []
 
     class Log:
@@ -338,3 +340,40 @@ def test_load_from_a_pruned_checkpoint_prunes_anew(tmp_path, trained,
         saved['state_dict'][name].shape[0]
     log, = glob.glob(str(tmp_path / 'again' / '*' / '*.log'))
     assert 'this run prunes it anew' in open(log).read()
+
+
+def test_pruning_report_skips_a_truncated_newest_checkpoint(
+        tmp_path, trained):
+    work = tmp_path / 'work'
+    shutil.copytree(str(trained), str(work))
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
+    data = (work / 'epoch_2.pth').read_bytes()
+    (work / 'epoch_2.pth').write_bytes(data[:len(data) // 2])
+    report_tool = load_tool('analysis/pruning_report')
+    report, plot = report_tool.main([str(work)])
+    ckpt = torch.load(str(work / 'epoch_1.pth'), weights_only=True)
+    assert report == report_tool.table(ckpt['pruning'],
+                                       ckpt['architecture']['channels'],
+                                       ckpt['state_dict'])
+    assert osp.isfile(plot)
+
+
+def test_pruning_report_names_the_work_dir_and_survives_zeros(
+        tmp_path, trained):
+    report_tool = load_tool('analysis/pruning_report')
+    with pytest.raises(FileNotFoundError, match=f'no checkpoint.*{tmp_path}'):
+        report_tool.main([str(tmp_path)])
+    ckpt = torch.load(str(trained / 'epoch_2.pth'), weights_only=True)
+    ckpt['pruning'].update(original_params=0, original_flops=None)
+    name = next(iter(ckpt['pruning']['original']))
+    ckpt['pruning']['original'][name] = 0
+    torch.save(ckpt, str(tmp_path / 'epoch_2.pth'))
+    with pytest.raises(FileNotFoundError, match=f'no training log in '
+                       f'{tmp_path}.*--no-plot'):
+        report_tool.main([str(tmp_path)])
+    report, _ = report_tool.main([str(tmp_path), '--no-plot'])
+    params = next(row for row in report.splitlines()
+                  if row.startswith('parameters'))
+    assert params.split()[-1] == 'n/a'  # after / before: no before
+    assert next(row for row in report.splitlines()
+                if row.startswith(name + ' ')).endswith('n/a')

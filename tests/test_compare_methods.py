@@ -76,9 +76,13 @@ def test_a_stage_failing_before_the_last_one_is_a_row(tmp_path,
             f.write(osp.join(work_dir, 'epoch_1.pth'))
 
     monkeypatch.setattr(runs, '_tool', lambda name: train)
+    baseline = osp.join(str(tmp_path), 'baseline', 'epoch_1.pth')
+    runs.baseline = dict(checkpoint=baseline, seconds=1.)
     row = runs.run('dcp', stages, 0.5, 'dcp')
     assert row['error'] == 'RuntimeError: selection diverged'
     assert 'train_cfg.max_epochs=1' in seen[0]
+    # stage 1 fine-tunes the trained baseline (DCP's Algorithm 1)
+    assert f'load_from={baseline}' in seen[0]
     assert [o for o in seen[1] if o.startswith('train_cfg.')] == \
         ['train_cfg.pruning_rate=0.5']  # the stage's own ratio only
     assert 'train_dataloader.batch_size=8' in seen[1]

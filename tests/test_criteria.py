@@ -110,3 +110,172 @@ def test_random_is_reproducible_and_state_restores(net):
 def test_unknown_criterion_names_the_problem():
     with pytest.raises(KeyError, match="unknown pruning criterion 'Gradnorm'"):
         build_criterion(dict(type='Gradnorm'))
+
+
+class ConvNormAct(nn.Module):
+    """conv -> BN -> activation twice, then a linear head: where Taylor on
+    activations must look past the BN (train mode) to the activation."""
+
+    def __init__(self, act=nn.ReLU):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.act1 = act()
+        self.conv2 = nn.Conv2d(6, 5, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(5)
+        self.act2 = act()
+        self.head = nn.Linear(5, 4)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        return self.head(x.mean((2, 3)))
+
+
+def _conv_bn_act(act):
+    torch.manual_seed(0)
+    model = ConvNormAct(act)
+    x = torch.randn(8, 3, 6, 6)
+    graph = ChannelGraph(model, x, lambda m, x: m(x))
+    groups = {g.name: g for g in graph.groups()}
+    assert set(groups) == {'conv1', 'conv2'}
+    return model, x, groups
+
+
+def _hand_taylor(model, x, points):
+    """The paper's score at the named modules' outputs, by hand."""
+    maps = {}
+
+    def keep(name):
+
+        def hook(module, inputs, output):
+            output.retain_grad()
+            maps[name] = output
+
+        return hook
+
+    handles = [getattr(model, n).register_forward_hook(keep(n))
+               for n in points]
+    model.zero_grad()
+    model(x).square().mean().backward()
+    for h in handles:
+        h.remove()
+    scores = []
+    for name in points:
+        z = maps[name]
+        s = (z * z.grad).mean((2, 3)).abs().mean(0)
+        scores.append((s / s.norm()).detach())
+    return scores
+
+
+@pytest.mark.parametrize('act', [nn.ReLU, nn.Tanh, nn.SiLU])
+def test_taylor_activation_scores_the_map_after_norm_and_activation(act):
+    model, x, groups = _conv_bn_act(act)
+    crit = TaylorActivation()
+    crit.attach(groups.values(), model)
+    expected = _hand_taylor(model, x, ['act1', 'act2'])
+    crit.commit(groups.values())
+    torch.testing.assert_close(crit(groups['conv1']), expected[0])
+    torch.testing.assert_close(crit(groups['conv2']), expected[1])
+    # not the conv output: behind BN in train mode its batch sum is zero
+    # (only noise left), and for Tanh/SiLU not even the same terms
+    at_conv = _hand_taylor(model, x, ['conv1', 'conv2'])
+    assert not torch.allclose(crit(groups['conv1']), at_conv[0], atol=1e-3)
+    crit.detach()
+
+
+def test_taylor_activation_follows_an_inplace_relu():
+    model, x, groups = _conv_bn_act(lambda: nn.ReLU(inplace=True))
+    crit = TaylorActivation()
+    crit.attach(groups.values(), model)
+    model.zero_grad()
+    model(x).square().mean().backward()
+    crit.commit(groups.values())
+    crit.detach()
+    plain = _conv_bn_act(nn.ReLU)
+    expected = _hand_taylor(plain[0], plain[1], ['act1', 'act2'])
+    torch.testing.assert_close(crit(groups['conv1']), expected[0])
+    torch.testing.assert_close(crit(groups['conv2']), expected[1])
+
+
+class SmallVGG(nn.Module):
+    """Three conv-BN-ReLU stages, pooled, and a linear head."""
+
+    def __init__(self, widths=(8, 12, 16)):
+        super().__init__()
+        layers, c = [], 3
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w),
+                       nn.ReLU()]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c, 4)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra, rb = (v.argsort().argsort().float() for v in (a, b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def _rank_agreement(seed: int):
+    """Per layer of a trained BN network: how well the score after the
+    activation, and the score at the conv output, rank channels by the
+    loss change of removing them (their map set to zero)."""
+    F = nn.functional
+    torch.manual_seed(seed)
+    templates = torch.randn(4, 3, 16, 16)
+
+    def batch(n):
+        y = torch.randint(0, 4, (n, ))
+        return templates[y] + 0.8 * torch.randn(n, 3, 16, 16), y
+
+    model = SmallVGG()
+    optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(150):
+        x, y = batch(32)
+        optim.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optim.step()
+    groups = ChannelGraph(model, torch.zeros(2, 3, 16, 16),
+                          lambda m, x: m(x)).groups()
+    after_act, at_conv = TaylorActivation(), TaylorActivation()
+    after_act.attach(groups, model)
+    at_conv.attach(groups)  # no model: the layer outputs (the old place)
+    layers = list(model.features)
+    acts = {g.name: layers[layers.index(g.root) + 2] for g in groups}
+    truth = {g.name: torch.zeros(g.num_channels) for g in groups}
+    for _ in range(4):
+        x, y = batch(64)
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        after_act.commit(groups)
+        at_conv.commit(groups)
+        with torch.no_grad():
+            base = F.cross_entropy(model(x), y)
+            for g in groups:
+                for c in range(g.num_channels):
+                    handle = acts[g.name].register_forward_hook(
+                        lambda m, i, out, c=c: out.index_fill(
+                            1, torch.tensor([c]), 0.))
+                    truth[g.name][c] += (F.cross_entropy(model(x), y) -
+                                         base).abs()
+                    handle.remove()
+    return [(_spearman(after_act(g), truth[g.name]),
+             _spearman(at_conv(g), truth[g.name])) for g in groups]
+
+
+def test_taylor_after_the_activation_ranks_removals_better_than_at_conv():
+    """Molchanov et al.'s point, on a trained BN network (two seeds, three
+    layers): the score after the activation orders channels by what
+    removing them costs clearly better than the conv-output form."""
+    pairs = [p for seed in (0, 1) for p in _rank_agreement(seed)]
+    after_act = sum(a for a, _ in pairs) / len(pairs)
+    at_conv = sum(b for _, b in pairs) / len(pairs)
+    assert after_act > 0.6, pairs
+    assert after_act > at_conv + 0.1, pairs

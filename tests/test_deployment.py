@@ -1,5 +1,6 @@
 """Deployment: a pruned checkpoint exported with BN folded to ONNX and
 torch.export computes what the PyTorch model computes."""
+import datetime
 import json
 import os.path as osp
 import subprocess
@@ -18,6 +19,7 @@ from prunedet.apis import init_model
 from prunedet.deploy import (ATOL, RTOL, ExportMismatchError, check_close,
                              count_batchnorms, export_model, fold_batchnorm,
                              ort_session, run_session)
+from prunedet.engine.checkpoints import UntrustedCheckpointError
 from prunedet.models.detectors import two_stage_forward
 from prunedet.models.detectors.tracing import grid_rois
 from prunedet.pruning.architecture import record_architecture
@@ -213,3 +215,35 @@ def test_export_help_answers_without_importing_torch():
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert 'usage: export.py' in out and out.strip().endswith('False')
+
+
+def test_a_shipped_classifier_config_exports_and_trusts_its_list(tmp_path):
+    """mmpretrain's configs keep ``data_preprocessor`` at the top level
+    (export.py failed on every classifier config with ``'dict' object has
+    no attribute 'to_dict'``); a checkpoint the config's
+    ``trusted_checkpoints`` names loads fully, as in the Runner."""
+    config = config_path('classification', 'lenet5_mnist_rpgp.py')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = init_model(config)
+    x = torch.randn(2, 1, 32, 32)
+    prune(graph_of(model, x), 0.3)
+    ckpt = str(tmp_path / 'pruned.pth')
+    # a global outside the allowlist: loads only when trusted
+    torch.save({'state_dict': model.state_dict(),
+                'architecture': record_architecture(model),
+                'meta': {'made': datetime.date(2026, 1, 1)}}, ckpt)
+    tool = load_tool('deployment/export')
+    args = ['--shape', '1', '32', '32', '--formats', 'onnx']
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        with pytest.raises(UntrustedCheckpointError,
+                           match='trusted_checkpoints'):
+            tool.main([config, ckpt, *args])
+        trusting = tmp_path / 'trusting.py'
+        trusting.write_text(f'_base_ = [{config!r}]\n'
+                            f'trusted_checkpoints = [{ckpt!r}]\n')
+        info = tool.main([str(trusting), ckpt, *args])
+    assert info['data_preprocessor'] == dict(
+        type='ClsDataPreprocessor', num_classes=10, mean=[33.46],
+        std=[78.87], batch_augments=None)
+    assert onnx_conv_shapes(str(tmp_path / 'deploy' / 'model.onnx')) == \
+        conv_shapes(model) != conv_shapes(init_model(config))

@@ -1,5 +1,6 @@
 """Two gloo processes through tools/dist_train.sh: every rank prunes the
-same channels (rank 0 decides), through hard prunes and a resume."""
+same channels (rank 0 decides), through masks, hard prunes and a resume
+that restores each rank's random generators."""
 import json
 import os
 import os.path as osp
@@ -28,7 +29,8 @@ train_dataloader = dict(
 val_cfg = val_dataloader = val_evaluator = None
 test_cfg = test_dataloader = test_evaluator = None
 train_cfg = dict(max_epochs=2, val_interval=100)
-custom_hooks = [dict(_base_.custom_hooks[0], interval=2),
+custom_hooks = [dict(_base_.custom_hooks[0], interval=2, soft_mode='mask',
+                     global_ranking=True),
                 dict(type='RankDigestHook')]
 """
 

@@ -340,12 +340,14 @@ class _Group:
 
 def test_tcp_scores_each_domain_normalised_and_keeps_the_weaker():
     tcp = CRITERIA.build(dict(type='TCP', decay=0.5))
-    # per-sample Taylor terms (N, C): rows 0-1 source, rows 2-3 target
-    first = torch.tensor([[3., 0., 4.], [3., 0., -4.], [0., 1., 0.],
-                          [0., -1., 0.]])
+    # per-sample Taylor terms (N, C): rows 0-1 source, rows 2-3 target; the
+    # public code's |batch mean| (not the mean of |per sample|): opposite
+    # signs within a domain cancel
+    first = torch.tensor([[3., 0., 4.], [3., 0., -2.], [0., 1., 5.],
+                          [0., 1., -5.]])
     tcp._accumulate(_Group, tcp.batch_score(first))
     tcp._accumulate(_Group, tcp.batch_score(torch.zeros(4, 3)))
-    source = torch.tensor([3., 0., 4.]) * 0.5
+    source = torch.tensor([3., 0., 1.]) * 0.5
     target = torch.tensor([0., 1., 0.]) * 0.5
     expected = torch.minimum(source / source.norm(), target / target.norm())
     torch.testing.assert_close(tcp(_Group), expected)
@@ -391,7 +393,10 @@ def test_pruning_while_adapting_then_test_py_on_the_checkpoint(
     """RPGP/TCP shrink the backbone and the head inside the Runner;
     tools/test.py rebuilds the pruned model and reports target accuracy."""
     cfg = tiny_cfg(method, tmp_path, office_root, max_iters=6)
-    cfg.custom_hooks[0].update(interval=2 if method == 'rpgp' else None)
+    cfg.custom_hooks[0].update(interval=2)
+    if method == 'tcp':  # from the MMD model in the config; here a fresh one
+        cfg.load_from = None
+        cfg.custom_hooks[0].update(step_channels=8)
     cfg_file = str(tmp_path / f'{method}.py')
     cfg.dump(cfg_file)
     load_tool('train').main([cfg_file])
@@ -410,15 +415,16 @@ def test_pruning_while_adapting_then_test_py_on_the_checkpoint(
         shapes[f'{layer}.weight'][0] for layer in
         ('backbone.classifier.0', 'backbone.classifier.3', 'neck.fc')
     ]
-    # RPGP cuts every layer alike; TCP ranks across layers
+    # RPGP cuts every layer alike; TCP only conv filters
     shrunk = [h < full for h, full in zip(head, (32, 32, 16))]
-    assert all(shrunk) if method == 'rpgp' else any(shrunk)
+    assert all(shrunk) if method == 'rpgp' else not any(shrunk)
     assert shapes['head.fc.weight'] == (31, shapes['neck.fc.weight'][0])
     assert sum(s.numel() for s in shapes.values()) < sum(
         p.numel() for p in build_tiny_model().parameters())
 
     log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
-    assert 'loss_mmd' in log and 'neck.fc: ' in log
+    assert 'loss_mmd' in log
+    assert ('neck.fc: ' in log) == (method == 'rpgp')  # pruned layers
 
     out = str(tmp_path / 'predictions.pkl')
     metrics = load_tool('test').main([
@@ -494,10 +500,18 @@ def test_every_transfer_and_method_has_a_config(transfer):
             (hook, ) = hooks
             assert hook.criterion.type == dict(
                 rpgp='GradientNorm', tcp='TCP')[method]
-            assert hook.prunable == ['backbone', 'neck']
             assert (hook.target, hook.target_ratio) == ('flops', 0.35)
         else:
             assert not hooks
+        if method == 'rpgp':  # while adapting, from the first iteration
+            assert hook.prunable == ['backbone', 'neck']
+            assert cfg.load_from is None
+        if method == 'tcp':  # TCP's code: conv filters of the adapted model,
+            # a few at a time with fine-tuning in between
+            assert hook.prunable == ['backbone.features']
+            assert hook.step_channels > 0 and hook.interval > 0
+            assert cfg.load_from == (f'work_dirs/vgg16_office31_{transfer}'
+                                     '_mmd/iter_10000.pth')
 
 
 def test_the_da_table_reports_mean_spread_flops_and_collapses():

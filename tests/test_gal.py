@@ -188,6 +188,27 @@ def test_fista_refuses_a_gradient_not_taken_at_y_and_bad_options():
 # --- the model and its train step -----------------------------------------
 
 
+def mask_step_by_hand(model, data, miu):
+    """On a copy of ``model``: the masks, the gradient of
+    ``miu * MSE + BCE(D(s), 1)`` with respect to them, the discriminator's
+    loss and the teacher's logits, as the first step must see them."""
+    model = copy.deepcopy(model)
+    x0 = [m.weight.detach().clone() for m in model.masks.values()]
+    inputs = model.data_preprocessor(data, True)['inputs']
+    teacher = model.teacher(inputs, mode='tensor')
+    student = model.student_logits(inputs)
+    real, fake = model.discriminator(teacher), model.discriminator(student)
+    ones, zeros = torch.ones_like(real), torch.zeros_like(real)
+    loss = miu * F.mse_loss(student, teacher) + \
+        F.binary_cross_entropy_with_logits(fake, ones)
+    grads = torch.autograd.grad(
+        loss, [m.weight for m in model.masks.values()])
+    loss_d = (F.binary_cross_entropy_with_logits(real, ones) +
+              F.binary_cross_entropy_with_logits(fake, zeros) +
+              F.binary_cross_entropy_with_logits(fake, ones))
+    return x0, grads, loss_d.detach(), teacher
+
+
 def test_mask_step_is_one_prox_step_on_the_data_and_adversarial_loss():
     """The masks move by FISTA on miu * MSE + BCE(D(s), 1) alone: the L1
     term enters once, through the prox (an L1 gradient in the loss as
@@ -197,26 +218,13 @@ def test_mask_step_is_one_prox_step_on_the_data_and_adversarial_loss():
     model.train()
     optim = wrappers(model, sparsity=0.2, d_lr=0.)  # D stays as it is
     data = batch()
-    copy_ = copy.deepcopy(model)
-    x0 = [m.weight.detach().clone() for m in copy_.masks.values()]
-    inputs = copy_.data_preprocessor(data, True)['inputs']
-    teacher = copy_.teacher(inputs, mode='tensor')
-    student = copy_.student_logits(inputs)
-    real, fake = copy_.discriminator(teacher), copy_.discriminator(student)
-    ones, zeros = torch.ones_like(real), torch.zeros_like(real)
-    loss = 0.7 * F.mse_loss(student, teacher) + \
-        F.binary_cross_entropy_with_logits(fake, ones)
-    grads = torch.autograd.grad(
-        loss, [m.weight for m in copy_.masks.values()])
-    loss_d = (F.binary_cross_entropy_with_logits(real, ones) +
-              F.binary_cross_entropy_with_logits(fake, zeros) +
-              F.binary_cross_entropy_with_logits(fake, ones))
+    x0, grads, loss_d, teacher = mask_step_by_hand(model, data, 0.7)
 
     log = model.train_step(data, optim)
     for mask, x, g in zip(model.masks.values(), x0, grads):
         expected = F.softshrink(x - 0.01 * g, 0.01 * 0.2).clamp(min=0)
         torch.testing.assert_close(mask.weight.detach(), expected)
-    torch.testing.assert_close(log['loss_d'], loss_d.detach())
+    torch.testing.assert_close(log['loss_d'], loss_d)
     assert log['loss_sparse'] == pytest.approx(
         0.2 * float(mask_values(model).abs().sum()))
     # 3 hidden layers 128-256-128 with ReLU, and a raw logit out (the
@@ -231,22 +239,27 @@ def test_mask_step_is_one_prox_step_on_the_data_and_adversarial_loss():
                                linears[-1](hidden))
 
 
-def test_large_lambda_drives_masks_to_exact_zero_never_below():
+def test_lambda_zeroes_exactly_the_masks_below_the_prox_threshold():
+    """With a threshold lr * lambda inside the masks' range, exactly the
+    masks whose gradient step lands at or below it become 0 (not merely
+    small: an SGD step plus a threshold, or an L1 gradient, misses this
+    set), those starting negative included, and the rest stay positive."""
     model = gal(mask_init='normal')
     model.train()
-    optim = wrappers(model, sparsity=50., mask_lr=0.05)
-    assert (mask_values(model) < 0).any()  # N(0, 1): some start negative
-    for i in range(4):
-        log = model.train_step(batch(), optim)
-        values = mask_values(model)
-        assert (values >= 0).all()
-    assert torch.count_nonzero(values) == 0  # exactly, not merely small
-    assert float(log['zero_filters']) == values.numel() == 6 + 16 + 120 + 84
-    # a small lambda leaves most masks alive
-    model = gal(mask_init='uniform')
-    optim = wrappers(model, sparsity=1e-3)
-    model.train_step(batch(), optim)
-    assert (mask_values(model) > 0).float().mean() > 0.9
+    lr, lam = 0.05, 10.  # threshold 0.5
+    optim = wrappers(model, sparsity=lam, mask_lr=lr)
+    data = batch()
+    x0, grads, _, _ = mask_step_by_hand(model, data, 1.)
+    step = torch.cat([(x - lr * g).flatten() for x, g in zip(x0, grads)])
+    expected_zero = step <= lr * lam
+    assert (torch.cat([x.flatten() for x in x0]) < 0).any()
+    assert 0.2 < expected_zero.float().mean() < 0.9  # both kinds present
+
+    log = model.train_step(data, optim)
+    values = mask_values(model)
+    assert torch.equal(values == 0, expected_zero)
+    assert (values[~expected_zero] > 0).all()
+    assert float(log['zero_filters']) == int(expected_zero.sum())
 
 
 def test_masks_step_every_mask_interval_iterations():
@@ -513,3 +526,29 @@ def test_gal_configs_chain_their_stages_and_build():
             model = MODELS.build(cfg.model)
             assert model.masks.sizes()
     assert built == {'LeNet5', 'VGG', 'CIFARResNet', 'CIFARGoogLeNet'}
+
+
+def test_the_discriminator_learns_from_the_student_without_noise():
+    """The paper's noise is the pruned network's, in its update only: the
+    discriminator's fake input is the student on the clean batch, while the
+    student's loss sees the noisy one."""
+    model = gal(noise_dropout=0.5)
+    wrapper = wrappers(model)
+    model.train()
+    data = batch()
+    seen = []
+    handle = model.discriminator.register_forward_hook(
+        lambda m, inputs, out: seen.append(inputs[0].detach().clone()))
+    state = copy.deepcopy(model.state_dict())
+    model.train_step(dict(data), wrapper)
+    handle.remove()
+    model.load_state_dict(state)  # the weights and masks of that step
+    model.train()
+    inputs = model.data_preprocessor(dict(data), True)['inputs']
+    with torch.no_grad():
+        clean = model.student_logits(inputs)
+        noisy = model.student_logits(model.noise(inputs))
+    real, fake, adversarial = seen
+    torch.testing.assert_close(fake, clean)
+    assert not torch.allclose(adversarial, clean)
+    torch.testing.assert_close(adversarial, noisy)

@@ -66,7 +66,7 @@ def test_truncated_or_hostile_cifar_batches_are_named(tmp_path, cifar_root):
     with open(batch, 'wb') as f:
         pickle.dump({'data': np.zeros((3, 3072), np.uint8),
                      'labels': [0, 1]}, f)
-    with pytest.raises(DatasetFileError, match=r'data \(3, 3072\) and 2 '
+    with pytest.raises(DatasetFileError, match=r'data uint8 \(3, 3072\) and 2 '
                        'labels'):
         build('OfflineCIFAR10', root, test_mode=True)
 
@@ -91,3 +91,86 @@ def test_configs_evaluate_on_the_test_split(config, mnist_root, cifar_root,
                  for s in ('train', 'val', 'test')]
     assert sizes == ([200, 100, 100] if 'cifar' in config else
                      [256, 128, 128])
+
+
+def idx_file(path, shape, body=None):
+    """An IDX file of uint8 declaring ``shape``, holding ``body``."""
+    if body is None:
+        body = bytes(int(np.prod(shape)))
+    with open(path, 'wb') as f:
+        f.write(bytes((0, 0, 8, len(shape))))
+        f.write(b''.join(n.to_bytes(4, 'big') for n in shape))
+        f.write(body)
+
+
+@pytest.fixture
+def mnist(tmp_path, mnist_root):
+    root = str(tmp_path / 'mnist')
+    shutil.copytree(mnist_root, root)
+    return root
+
+
+def test_a_label_outside_the_classes_is_named(mnist):
+    """It failed at the first iteration, naming no file."""
+    labels = osp.join(mnist, 'train-labels-idx1-ubyte')
+    with open(labels, 'r+b') as f:
+        f.seek(8 + 17)
+        f.write(bytes((10, )))
+    with pytest.raises(DatasetFileError, match='train-labels-idx1-ubyte: 1 '
+                       r'labels outside 0..9, e.g. 10 at item 17'):
+        build('OfflineMNIST', mnist)
+
+
+@pytest.mark.parametrize('images, labels', [
+    ((0, 28, 28), (0, )),  # was: need at least one array to concatenate
+    ((4, 0, 28), (4, )),
+])
+def test_an_empty_idx_file_is_named(mnist, images, labels):
+    idx_file(osp.join(mnist, 't10k-images-idx3-ubyte'), images)
+    idx_file(osp.join(mnist, 't10k-labels-idx1-ubyte'), labels)
+    with pytest.raises(DatasetFileError, match='t10k-images-idx3-ubyte: its '
+                       r'header describes \(.*\), an empty array'):
+        build('OfflineMNIST', mnist, test_mode=True)
+
+
+def test_a_header_claiming_more_than_the_file_is_refused_unread(mnist):
+    """Sizes whose product wraps around 2**64 matched an empty file."""
+    import tracemalloc
+    images = osp.join(mnist, 't10k-images-idx3-ubyte')
+    labels = osp.join(mnist, 't10k-labels-idx1-ubyte')
+    idx_file(images, (2**22, 2**22, 2**20), b'')
+    idx_file(labels, (2**22, ), bytes(2**22))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetFileError, match='t10k-images-idx3-ubyte: '
+                           r'16 bytes, but its header describes'):
+            build('OfflineMNIST', mnist, test_mode=True)
+        assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def write_batch(path, entry):
+    with open(path, 'wb') as f:
+        pickle.dump(entry, f)
+
+
+@pytest.mark.parametrize('entry, message', [
+    ({'data': np.zeros((2, 3072), np.uint8), 'labels': [0, 10]},
+     r'1 labels outside 0..9, e.g. 10 at item 1'),
+    ({'data': np.zeros((2, 3072), np.uint8), 'labels': [-1, 3]},
+     r'1 labels outside 0..9, e.g. -1 at item 0'),
+    ({'data': np.zeros((2, 3072), np.uint8), 'labels': ['cat', 'dog']},
+     'labels must be a list of integers'),
+    ({'data': np.zeros((2, 3072)), 'labels': [0, 1]},
+     r'3072 uint8 pixels .* got data float64 \(2, 3072\)'),
+    ([np.zeros((2, 3072), np.uint8), [0, 1]], 'a list, not a CIFAR batch'),
+    ({'data': np.zeros((0, 3072), np.uint8), 'labels': []}, 'hold no image'),
+])
+def test_cifar_batches_with_bad_labels_or_pixels_are_named(
+        tmp_path, cifar_root, entry, message):
+    root = str(tmp_path / 'cifar')
+    shutil.copytree(cifar_root, root)
+    write_batch(osp.join(root, 'cifar-10-batches-py', 'test_batch'), entry)
+    with pytest.raises(DatasetFileError, match=message):
+        build('OfflineCIFAR10', root, test_mode=True)

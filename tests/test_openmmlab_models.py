@@ -145,7 +145,9 @@ def samples(case: Case, model: nn.Module, x: torch.Tensor):
     return out
 
 
-def train_step(model, x, data, optimizer) -> float:
+def train_step(model, x, data, optimizer, before_step=None) -> float:
+    """One step; ``before_step()`` runs right before the optimizer step
+    (where the hook commits a criterion's statistics)."""
     model.train()
     optimizer.zero_grad()
     losses = model(x, data, mode='loss')
@@ -154,6 +156,8 @@ def train_step(model, x, data, optimizer) -> float:
     loss.backward()
     # random weights give some heads (SSD) huge losses: a bounded step
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.)
+    if before_step is not None:
+        before_step()
     optimizer.step()
     return loss.item()
 

@@ -173,19 +173,25 @@ def test_psfp_run_keeps_channels_that_were_soft_pruned(tmp_path, mnist_root):
     hook = next(h for h in runner.hooks
                 if type(h).__name__ == 'ProgressivePruningHook')
     assert hook.finished and hook.pruner.soft_mode == 'zero'
+    # soft pruning after every epoch until training ends (not cut earlier)
+    assert hook.steps_done == 4
     kept = hook.pruner.kept_after_soft()
     assert kept > 0
     log = open(next(tmp_path.glob('*/*.log'))).read()
     recovered = [int(line.split(' soft-pruned recovered')[0].split()[-1])
                  for line in log.splitlines() if 'soft-pruned recovered' in line]
     assert sum(recovered) > 0
-    # and those channels carry real weights
+    # and those channels carry real weights: in a residual group a channel
+    # is kept when the group's filters of it regrew, though a producer
+    # behind a BN whose beta is negative gets no gradient to regrow by
     for g in hook.pruner.groups:
         was = hook.pruner.ever_soft[g.name]
-        for s in g.producers:
-            if s.name == 'weight' and s.param.dim() == 4 and was.any():
-                norms = s.param.detach().flatten(1).norm(dim=1)[was]
-                assert (norms > 0).all()
+        if was.any():
+            norm = sum(s.per_channel(s.param.detach().square(),
+                                     g.num_channels)
+                       for s in g.producers
+                       if s.name == 'weight' and s.param.dim() > 1)  # filters
+            assert (norm[was] > 0).all(), g.name
 
 
 @pytest.mark.parametrize('mode', ['zero', 'reinit', 'mask'])
@@ -204,3 +210,32 @@ def test_soft_modes_leave_other_channels_alone(mode):
     assert not torch.equal(after[w][:4], before[w][:4])
     bn = 'backbone.layer1.0.bn1.weight'
     assert torch.equal(after[bn], before[bn]) == (mode != 'mask')
+
+
+@pytest.mark.parametrize('method', ['pgp_code', 'rpgp_code'])
+def test_the_public_codes_form_reinitialises_then_removes(
+        method, tmp_path, mnist_root):
+    """The configs of PGP's public code: its criterion, selected filters
+    split into removed and re-initialised ones at every step, all selected
+    ones removed at the last, to the FLOPs target."""
+    cfg = small_cfg(f'classification/lenet5_mnist_{method}.py', tmp_path,
+                    mnist_root, **{'train_cfg.max_epochs': 4,
+                                   'train_dataloader.batch_size': 16})
+    if method == 'rpgp_code':
+        cfg.custom_hooks[0].interval = 8
+    runner = build_runner(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks
+                if type(h).__name__ == 'ProgressivePruningHook')
+    assert type(hook.criterion).__name__ == dict(
+        pgp_code='TaylorWeight', rpgp_code='GradientL1')[method]
+    assert hook.finished and hook.pruner.soft_mode == 'reinit'
+    assert hook.steps_done >= 3
+    log = open(next(tmp_path.glob('*/*.log'))).read()
+    steps = [line for line in log.splitlines() if 'soft + ' in line]
+    soft = [int(line.split(' soft + ')[0].split()[-1]) for line in steps]
+    hard = [int(line.split(' soft + ')[1].split()[0]) for line in steps]
+    assert sum(soft) > 0 and sum(hard) > 0, steps
+    assert soft[-1] == 0  # the last step removes all it selects
+    assert not hook.pruner.soft[hook.pruner.groups[0].name].any()
+    assert hook.flops_ratio == pytest.approx(0.5, abs=0.05)

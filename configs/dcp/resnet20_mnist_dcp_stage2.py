@@ -3,7 +3,7 @@
 # (epoch_1.pth) holds the pruned classifier without its auxiliary heads. Next:
 # resnet20_mnist_dcp_stage3.py.
 _base_ = ['./resnet20_mnist_dcp_stage1.py', './_base_/selection.py']
-load_from = 'work_dirs/resnet20_mnist_dcp_stage1/epoch_20.pth'
+load_from = 'work_dirs/resnet20_mnist_dcp_stage1/epoch_12.pth'
 # train_cfg.pruning_rate: the share of channels removed in each pruned layer
 train_cfg = dict(_base_.dcp_selection, _delete_=True, layers=_base_.dcp_layers)
 default_hooks = dict(

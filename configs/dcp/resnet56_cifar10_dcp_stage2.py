@@ -3,7 +3,7 @@
 # (epoch_1.pth) holds the pruned classifier without its auxiliary heads. Next:
 # resnet56_cifar10_dcp_stage3.py.
 _base_ = ['./resnet56_cifar10_dcp_stage1.py', './_base_/selection.py']
-load_from = 'work_dirs/resnet56_cifar10_dcp_stage1/epoch_160.pth'
+load_from = 'work_dirs/resnet56_cifar10_dcp_stage1/epoch_100.pth'
 # train_cfg.pruning_rate: the share of channels removed in each pruned layer
 train_cfg = dict(_base_.dcp_selection, _delete_=True, layers=_base_.dcp_layers)
 default_hooks = dict(

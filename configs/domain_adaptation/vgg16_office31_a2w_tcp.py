@@ -1,3 +1,5 @@
 _base_ = [
     './_base_/mmd.py', './_base_/tcp.py', '../_base_/datasets/office31_a2w.py'
 ]
+# TCP prunes the trained MMD model of the same transfer
+load_from = 'work_dirs/vgg16_office31_a2w_mmd/iter_10000.pth'

@@ -1,3 +1,5 @@
 _base_ = [
     './_base_/mmd.py', './_base_/tcp.py', '../_base_/datasets/office31_d2w.py'
 ]
+# TCP prunes the trained MMD model of the same transfer
+load_from = 'work_dirs/vgg16_office31_d2w_mmd/iter_10000.pth'

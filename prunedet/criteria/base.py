@@ -17,9 +17,10 @@ reaches the scores) and is dropped, not accumulated, if anything in it is not
 finite. Statistics accumulate between pruning steps, are cleared by
 :meth:`reset` after each step and live in :meth:`state_dict`.
 """
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 import torch
+import torch.nn as nn
 
 from prunedet.pruning.groups import ChannelGroup
 
@@ -42,8 +43,9 @@ class BaseCriterion:
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
         raise NotImplementedError
 
-    def attach(self, groups: Iterable[ChannelGroup]) -> None:
-        """Start observing the model (after every change of its groups)."""
+    def attach(self, groups: Iterable[ChannelGroup],
+               model: Optional[nn.Module] = None) -> None:
+        """Start observing ``model`` (after every change of its groups)."""
 
     def detach(self) -> None:
         """Stop observing the model."""

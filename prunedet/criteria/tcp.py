@@ -2,10 +2,14 @@
 
 TCP ranks the channels of a trained adaptation model by the first-order
 Taylor estimate of the change of the *transfer* loss (source cross-entropy +
-MMD) when the channel is removed, ``|mean(H * dL/dH)|`` on each layer's
-output (Molchanov et al. 2017), and prunes the weakest across layers before
-fine-tuning. What makes it "transfer" channel evaluation, as in the public
-code (``code/deep/TCP/finetune.py``):
+MMD) when the channel is removed: per batch, ``|mean(a * dL/da)|`` over the
+batch and the positions of the map ``a`` (taken where
+:class:`~.activation.TaylorActivation` takes it), the absolute value of the
+batch mean as in the public code (``code/deep/TCP/finetune.py``), not the
+per-example one of Molchanov et al. It prunes the weakest across layers,
+iteratively with fine-tuning in between (``configs/domain_adaptation/
+_base_/tcp.py``). What makes it "transfer" channel evaluation, as in the
+public code:
 
 * the scores are computed on source and target samples separately and a
   channel counts as weak if it is weak for either domain (the minimum);
@@ -57,14 +61,13 @@ class TCP(TaylorActivation):
         self.peaks: Dict[str, torch.Tensor] = {}  # (domains,) largest norms
 
     def batch_score(self, taylor: torch.Tensor) -> torch.Tensor:
-        """(domains, C): the Taylor score of each domain's part."""
+        """(domains, C): ``|batch mean|`` of each domain's part."""
         if taylor.size(0) % self.domains:
             raise ValueError(
                 f'TCP(domains={self.domains}) expects batches made of '
                 f'{self.domains} equal parts (source, target), got '
                 f'{taylor.size(0)} samples')
-        parts = taylor.abs().unflatten(0, (self.domains, -1))
-        return parts.mean(1)
+        return taylor.unflatten(0, (self.domains, -1)).mean(1).abs()
 
     def _accumulate(self, name: str, value: torch.Tensor) -> None:
         prev = self.scores.get(name)

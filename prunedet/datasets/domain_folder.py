@@ -158,8 +158,10 @@ class DomainPairDataset:
     An epoch is one pass over the source. Item ``i`` is source sample ``i``
     (``inputs``, ``data_samples``) plus ``target_inputs``, the image of a
     target sample drawn with numpy's global generator, which mmengine seeds
-    per dataloader worker. Only the target's image is returned: its label
-    cannot reach the loss.
+    per dataloader worker and whose state every checkpoint holds (so a
+    resumed run draws the pairs the uninterrupted one drew, see
+    :class:`~prunedet.engine.hooks.RandomStateHook`). Only the target's image
+    is returned: its label cannot reach the loss.
 
     Args:
         source, target: dataset configs (or datasets) of the two domains; they

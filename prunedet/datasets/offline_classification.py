@@ -3,17 +3,20 @@
 mmpretrain's datasets download what is missing and require the official
 md5 sums of the CIFAR batches. prunedet runs offline and is tested on files it
 writes itself in the same formats, so these variants name any missing file
-before training starts and do not compare checksums. They also name a file
-that is truncated or whose images and labels do not match (mmpretrain fails
-in a reshape that names nothing), and unpickle the CIFAR batches with an
-allowlist of numpy's array types only: a dataset file is untrusted input,
+before training starts and do not compare checksums. They also name, before
+training, a file that is truncated, empty, whose header is not IDX's or
+claims more than the file holds, whose images and labels do not match, or
+that has a label outside the classes (mmpretrain fails later, in a reshape or
+at the first iteration, naming nothing). The CIFAR batches are unpickled with
+an allowlist of numpy's array types only: a dataset file is untrusted input,
 like a checkpoint.
 """
 import io
+import math
 import os.path as osp
 import pickle
 import struct
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
@@ -33,22 +36,49 @@ class DatasetFileError(ValueError):
     """A dataset file that is truncated, malformed or inconsistent."""
 
 
-def idx_count(path: str, dims: int) -> int:
-    """Items in an IDX file (MNIST's format), checked against its size."""
+def idx_shape(path: str, dims: int) -> Tuple[int, ...]:
+    """The shape of an IDX file of uint8 data (MNIST's format), checked
+    against the file's size before any of it is read, so that a header
+    claiming 10**9 items is refused without allocating them."""
     with open(path, 'rb') as f:
         header = f.read(4 + 4 * dims)
-    if len(header) < 4 + 4 * dims or header[:2] != b'\0\0' or \
-            header[2] != 8 or header[3] != dims:
-        raise DatasetFileError(f'{path}: not an IDX file of {dims}-D uint8 '
-                               'data (wrong header)')
+    if len(header) < 4 + 4 * dims or header[:4] != bytes((0, 0, 8, dims)):
+        raise DatasetFileError(
+            f'{path}: not an IDX file of {dims}-D uint8 data (header starts '
+            f'{header[:4].hex()}, expected {bytes((0, 0, 8, dims)).hex()})')
     shape = struct.unpack(f'>{dims}I', header[4:])
-    expected = len(header) + int(np.prod(shape))
+    expected = len(header) + math.prod(shape)  # Python ints: no overflow
     size = osp.getsize(path)
     if size != expected:
         raise DatasetFileError(
             f'{path}: {size} bytes, but its header describes {shape} '
             f'({expected} bytes): the file is truncated or corrupt')
-    return shape[0]
+    if not all(shape):
+        raise DatasetFileError(
+            f'{path}: its header describes {shape}, an empty array')
+    return shape
+
+
+def _array(path: str, value, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise DatasetFileError(
+            f'{path}: {what} are not an array ({error})') from None
+
+
+def check_labels(path: str, labels, num_classes: int) -> None:
+    """Refuse labels that are not integers in ``0..num_classes - 1``."""
+    labels = _array(path, labels, 'labels')
+    if labels.ndim != 1 or labels.size and labels.dtype.kind not in 'iu':
+        raise DatasetFileError(
+            f'{path}: labels must be a list of integers, got '
+            f'{labels.dtype} of shape {labels.shape}')
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DatasetFileError(
+            f'{path}: {bad.size} labels outside 0..{num_classes - 1}, e.g. '
+            f'{labels[bad[0]]} at item {bad[0]}')
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -102,11 +132,14 @@ class OfflineMNIST(_NoDownload, MNIST):
         files = self.train_list if self.split == 'train' else self.test_list
         images, labels = (osp.join(self.data_prefix['root'], rm_suffix(f))
                           for f, _ in files)
-        count = idx_count(images, 3)
-        if count != idx_count(labels, 1):
+        count = idx_shape(images, 3)[0]
+        (num_labels, ) = idx_shape(labels, 1)
+        if count != num_labels:
             raise DatasetFileError(
                 f'{images} holds {count} images but {labels} '
-                f'{idx_count(labels, 1)} labels')
+                f'{num_labels} labels')
+        check_labels(labels, np.fromfile(labels, np.uint8, offset=8),
+                     len(self.CLASSES))
         return super().load_data_list()
 
 
@@ -139,23 +172,34 @@ class OfflineCIFAR10(_NoDownload, CIFAR10):
         folder = osp.join(self.data_prefix['root'], self.base_folder)
         batches = self.train_list if self.split == 'train' else \
             self.test_list
+        if self.CLASSES is None:
+            meta_path = osp.join(folder, self.meta['filename'])
+            meta = load_pickle(meta_path)
+            if not isinstance(meta, dict) or self.meta['key'] not in meta:
+                raise DatasetFileError(
+                    f'{meta_path}: no {self.meta["key"]!r} (class names)')
+            self._metainfo.setdefault('classes', meta[self.meta['key']])
         imgs, gt_labels = [], []
         for name, _ in batches:
             path = osp.join(folder, name)
             entry = load_pickle(path)
-            labels = entry.get('labels', entry.get('fine_labels'))
-            data = np.asarray(entry.get('data'))
-            if labels is None or data.ndim != 2 or \
-                    data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+            if not isinstance(entry, dict):
                 raise DatasetFileError(
-                    f'{path}: expected N rows of 3072 pixels and N labels, '
-                    f'got data {data.shape} and '
-                    f'{None if labels is None else len(labels)} labels')
+                    f'{path}: a {type(entry).__name__}, not a CIFAR batch '
+                    '(a dict of data and labels)')
+            labels = entry.get('labels', entry.get('fine_labels'))
+            check_labels(path, labels, len(self.CLASSES))
+            data = _array(path, entry.get('data'), 'data')
+            if data.dtype != np.uint8 or data.shape != (len(labels), 3072):
+                raise DatasetFileError(
+                    f'{path}: expected N rows of 3072 uint8 pixels and N '
+                    f'labels, got data {data.dtype} {data.shape} and '
+                    f'{len(labels)} labels')
             imgs.append(data)
             gt_labels.extend(labels)
-        if self.CLASSES is None:
-            meta = load_pickle(osp.join(folder, self.meta['filename']))
-            self._metainfo.setdefault('classes', meta[self.meta['key']])
+        if not gt_labels:
+            raise DatasetFileError(f'{folder}: the {self.split} batches '
+                                   f'{[n for n, _ in batches]} hold no image')
         imgs = np.vstack(imgs).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
         return [{
             'img': img,

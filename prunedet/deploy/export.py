@@ -245,11 +245,6 @@ def _matches(got, exp, atol: float, rtol: float) -> int:
     return int(same.any(1).sum())
 
 
-def _write_info(info: dict, out_dir: str) -> None:
-    with open(osp.join(out_dir, DEPLOY_FILE), 'w') as f:
-        json.dump(info, f, indent=1)
-
-
 def _detector_info(model) -> dict:
     """What the post-processing in PyTorch needs (mmdet config dicts)."""
     if getattr(model, 'cfg', None) is None:

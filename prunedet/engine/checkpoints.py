@@ -17,8 +17,26 @@ names get the same rule (:func:`use_safe_loaders`).
 (``backend_args=dict(backend='atomic_local')``, the default of
 :class:`~prunedet.engine.hooks.SafeCheckpointHook`) writes a temporary file in
 the same folder and renames it over the target, so a crash mid-write never
-destroys a complete file. Temporary files orphaned by a killed process are
-named ``.<target>.<random>.tmp`` (:func:`remove_orphaned_temp_files`).
+destroys a complete file.
+
+**Temporary files of killed writes.** Their names say who writes them:
+``.<target>.<random>.<pid>@<host>.tmp``. A run starting in a work dir
+(:func:`find_resume_checkpoint`, ``SafeCheckpointHook.before_train``) removes
+one only if its writer is gone: written on this host by a process that no
+longer exists. Another run's live save (a second run in the same work dir, or
+another rank) is left alone, and so is a file from another host, whose
+processes cannot be seen from here (both with a warning). Names without a
+writer (prunedet before this scheme) are removed once untouched for
+:data:`UNNAMED_TEMP_AGE`. There is no lock on the work dir: the names alone
+keep every live write, leave nothing to release after ``kill -9`` and refuse
+no legitimate sharer (ranks, ``tools/test.py``, the report). A reused pid
+keeps a dead writer's file: a leak, never a loss.
+
+**Resuming** takes the newest complete training state
+(:func:`newest_checkpoint`): checkpoints are ordered by the step in their
+name (or the ``meta`` they saved), ``last_checkpoint`` is one candidate among
+them (a kill between the rename and the pointer update leaves it behind),
+truncated files are skipped and ``best_*.pth`` (no optimizer) is never taken.
 """
 import glob
 import hashlib
@@ -26,7 +44,9 @@ import os
 import os.path as osp
 import pickle
 import re
+import socket
 import tempfile
+import time
 import zipfile
 from typing import Iterable, List, Optional
 
@@ -44,6 +64,7 @@ SAFE_GLOBALS = [
     _np_core.multiarray.scalar,
 ]
 TEMP_SUFFIX = '.tmp'
+UNNAMED_TEMP_AGE = 3600  # seconds; a save writes its file in seconds
 _PLAIN_BUFFER = '__history_buffer__'
 _trusted: set = set()
 
@@ -85,6 +106,10 @@ def load_file(filename: str, map_location=None, trusted: bool = False):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
+    if osp.getsize(filename) == 0:
+        raise EOFError(f'checkpoint {filename!r} is empty (0 bytes): an '
+                       'empty/truncated checkpoint, e.g. from an interrupted '
+                       'copy; use another one')
     if trusted or is_trusted(filename):
         return torch.load(
             filename, map_location=map_location, weights_only=False)
@@ -243,12 +268,18 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _host() -> str:
+    return re.sub(r'[@/\s]', '_', socket.gethostname()) or 'localhost'
+
+
 def write_atomic(data: bytes, filepath: str) -> None:
     """Write ``data`` to ``filepath`` through a renamed temporary file."""
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix=TEMP_SUFFIX)
+        dir=folder,
+        prefix=f'.{osp.basename(filepath)}.',
+        suffix=f'.{os.getpid()}@{_host()}{TEMP_SUFFIX}')
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would have given
         with os.fdopen(fd, 'wb') as f:
@@ -273,21 +304,62 @@ class AtomicLocalBackend(LocalBackend):
         write_atomic(obj.encode(encoding), str(filepath))
 
 
-def remove_orphaned_temp_files(folder: str) -> List[str]:
-    """Delete temporary files left by a write that was killed."""
-    found = []
-    for path in glob.glob(osp.join(folder, '.*' + TEMP_SUFFIX)):
+_WRITER = re.compile(r'\.([1-9]\d*)@([^@/]+)' + re.escape(TEMP_SUFFIX) + '$')
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _orphaned(path: str):
+    """(whether the writer of a temporary file is gone, why)."""
+    match = _WRITER.search(osp.basename(path))
+    if match is None:
+        age = time.time() - osp.getmtime(path)
+        return (age > UNNAMED_TEMP_AGE,
+                'its writer is unknown and it was last written '
+                f'{age / 3600:.1f} h ago')
+    pid, host = int(match.group(1)), match.group(2)
+    if host != _host():
+        return False, (f'written by pid {pid} on host {host!r}, which this '
+                       'host cannot check; delete it if no run there '
+                       'writes to this work dir')
+    # This process saves nothing while a run starts: a file with its pid is
+    # from an earlier process that had it (containers often run as pid 1).
+    if pid != os.getpid() and _is_running(pid):
+        return False, (f'pid {pid} is still writing it (another run in '
+                       'this work dir?)')
+    return True, f'pid {pid}, its writer, is gone'
+
+
+def remove_orphaned_temp_files(folder: str, logger=None) -> List[str]:
+    """Delete the temporary files of writes whose writer is gone (see the
+    module's docstring); warn about the others. Returns those removed."""
+    removed = []
+    for path in sorted(glob.glob(osp.join(folder, '.*' + TEMP_SUFFIX))):
         try:
-            os.remove(path)
-        except FileNotFoundError:  # another rank was first
+            orphaned, why = _orphaned(path)
+            if orphaned:
+                os.remove(path)
+        except FileNotFoundError:  # renamed into place, or another rank's
             continue
-        found.append(path)
-    return found
+        if orphaned:
+            removed.append(path)
+        if logger is not None:
+            logger.warning(f'{"Removed" if orphaned else "Kept"} {path}, '
+                           f'a temporary checkpoint file: {why}')
+    return removed
 
 
 # --- finding the checkpoint to resume from ----------------------------------
 
-_STEP = re.compile(r'(?:epoch|iter)_(\d+)\.pth$')
+_STEP = re.compile(r'(epoch|iter)_(\d+)\.pth$')
 
 
 def is_complete(filename: str) -> bool:
@@ -300,15 +372,29 @@ def is_complete(filename: str) -> bool:
         return False
 
 
-def find_resume_checkpoint(work_dir: str, logger=None) -> Optional[str]:
-    """The newest complete checkpoint of ``work_dir``, or ``None`` if it
-    holds none.
+def _saved_step(filename: str, unit: str) -> int:
+    """``meta[unit]`` of a checkpoint named without its step, read without
+    its tensors (``mmap``); -1 if unreadable."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            checkpoint = torch.load(
+                filename, map_location='cpu', weights_only=True, mmap=True)
+        step = checkpoint['meta'][unit]
+    except Exception:  # torn, foreign or not ours: order by time alone
+        return -1
+    return step if isinstance(step, int) else -1
 
-    mmengine only follows ``last_checkpoint``; without it, it silently
-    starts from scratch and overwrites what is there. Here the pointer is
-    tried first, then every ``*.pth`` from the newest step down; incomplete
-    files are skipped with a warning, and temporary files of an interrupted
-    save are removed.
+
+def newest_checkpoint(work_dir: str, logger=None) -> Optional[str]:
+    """The newest complete training state in ``work_dir`` (or ``None`` if it
+    holds no checkpoint); changes nothing.
+
+    Ordered by the step in the file name (``epoch_N``/``iter_N``; other
+    names by the ``meta`` epoch or iteration they saved), then by time.
+    ``last_checkpoint`` only adds its file to the candidates: a kill between
+    a checkpoint's rename and the pointer's update leaves it one behind.
+    ``best_*.pth`` holds no optimizer state and is not a training state.
+    Incomplete files are skipped with a warning.
 
     Raises:
         RuntimeError: checkpoints exist but none is complete.
@@ -318,37 +404,48 @@ def find_resume_checkpoint(work_dir: str, logger=None) -> Optional[str]:
         if logger is not None:
             logger.warning(msg)
 
-    for path in remove_orphaned_temp_files(work_dir):
-        warn(f'removed {path}, left by an interrupted checkpoint write')
-    candidates = []
-    pointer = osp.join(work_dir, 'last_checkpoint')
+    candidates = {}
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        if not osp.basename(path).startswith('best_'):
+            candidates[_key(path)] = path
+    pointer, named = osp.join(work_dir, 'last_checkpoint'), None
     if osp.isfile(pointer):
         with open(pointer) as f:
             last = f.read().strip()
-        if last:
-            candidates.append(last)
+        if last and not osp.isfile(last):
+            warn(f'{pointer} names {last}, which does not exist')
+        elif last:
+            named = _key(last)
+            candidates.setdefault(named, last)
+    steps = {p: _STEP.search(osp.basename(p)) for p in candidates.values()}
+    unit = 'epoch' if any(m and m.group(1) == 'epoch'
+                          for m in steps.values()) else 'iter'
 
     def order(path):
-        match = _STEP.search(path)
-        return (int(match.group(1)) if match else -1, osp.getmtime(path))
+        match = steps[path]
+        step = int(match.group(2)) if match else _saved_step(path, unit)
+        return step, _key(path) == named, osp.getmtime(path)
 
-    candidates += sorted(
-        glob.glob(osp.join(work_dir, '*.pth')), key=order, reverse=True)
-    seen, existing = set(), []
-    for path in candidates:
-        if _key(path) in seen:
-            continue
-        seen.add(_key(path))
-        if not osp.isfile(path):
-            warn(f'last_checkpoint names {path}, which does not exist')
-            continue
+    incomplete = []
+    for path in sorted(candidates.values(), key=order, reverse=True):
         if is_complete(path):
             return path
-        existing.append(path)
+        incomplete.append(path)
         warn(f'{path} is incomplete (a truncated write?); trying the '
              'previous checkpoint')
-    if existing:
+    if incomplete:
         raise RuntimeError(
-            f'--resume: every checkpoint in {work_dir} is incomplete '
-            f'({existing}); move them away to start from scratch')
+            f'every checkpoint in {work_dir} is incomplete ({incomplete}); '
+            'move them away to start from scratch')
     return None
+
+
+def find_resume_checkpoint(work_dir: str, logger=None) -> Optional[str]:
+    """:func:`newest_checkpoint` of ``work_dir``, after removing the
+    temporary files of interrupted saves.
+
+    mmengine only follows ``last_checkpoint``; without it, it silently
+    starts from scratch and overwrites what is there.
+    """
+    remove_orphaned_temp_files(work_dir, logger)
+    return newest_checkpoint(work_dir, logger)

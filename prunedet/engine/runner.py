@@ -6,7 +6,8 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
 from .checkpoints import from_plain, use_safe_loaders
-from .runner_model import restore_in_runner, unwrap
+from .hooks.random_state_hook import RandomStateHook
+from .runner_model import named_file, restore_in_runner, unwrap
 
 
 @RUNNERS.register_module()
@@ -21,8 +22,14 @@ class PruningRunner(Runner):
       weights are copied, whatever hooks the config has: a pruned checkpoint
       fine-tunes in a stock config instead of leaving every reshaped layer
       at random initialisation, with only mmengine's warnings to say so.
+      The record is checked first: one that does not fit the model or the
+      file's weights is refused naming the file, the layer and the field
+      (:mod:`prunedet.pruning.record_schema`).
     * ``strict_load = True`` in the config (``tools/test.py`` sets it) makes
       missing, unexpected or misshapen weights an error.
+    * every checkpoint holds the random generators' states, so a resumed
+      run draws what the uninterrupted one drew (:class:`RandomStateHook`,
+      registered unless the config has it).
 
     ``tools/train.py`` and ``tools/test.py`` use it; with mmdet's or
     mmpretrain's own tools, name it in the config:
@@ -34,6 +41,11 @@ class PruningRunner(Runner):
         use_safe_loaders(self.cfg.get('trusted_checkpoints', None) or ())
         self.strict_load = bool(self.cfg.get('strict_load', False))
 
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        super().register_hooks(default_hooks, custom_hooks)
+        if not any(isinstance(h, RandomStateHook) for h in self.hooks):
+            self.register_hook(RandomStateHook())
+
     def load_checkpoint(self,
                         filename: str,
                         map_location='cpu',
@@ -42,9 +54,10 @@ class PruningRunner(Runner):
         """mmengine's load, with the architecture rebuilt between the
         ``after_load_checkpoint`` hooks and the copy of the weights."""
         checkpoint = _load_checkpoint(filename, map_location=map_location)
-        from_plain(checkpoint)
-        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        restore_in_runner(self, checkpoint)
+        with named_file(filename):  # a refused record names the file
+            from_plain(checkpoint)
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+            restore_in_runner(self, checkpoint)
         strict = strict or self.strict_load
         try:
             checkpoint = _load_checkpoint_to_model(

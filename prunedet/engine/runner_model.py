@@ -5,6 +5,7 @@ parameters. Everything the Runner built around the old ones has to follow:
 the optimizer's param groups and state, and a distributed wrapper that
 registered them. These helpers are shared by every hook that reshapes.
 """
+from contextlib import contextmanager
 from typing import List
 
 import torch
@@ -13,7 +14,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from prunedet.pruning.architecture import (ARCH_KEY, record_architecture,
                                            restore_architecture)
-from prunedet.pruning.surgery import rebind_optimizer
+from prunedet.pruning.record_schema import ArchitectureRecordError
+from prunedet.pruning.surgery import forget_parameters, rebind_optimizer
 
 
 def unwrap(model):
@@ -62,16 +64,30 @@ def architecture_of(checkpoint: dict):
     return record
 
 
+@contextmanager
+def named_file(filename: str):
+    """Refusals of a checkpoint's record name the file it was read from."""
+    try:
+        yield
+    except ArchitectureRecordError as error:
+        raise error.in_file(filename) from None
+
+
 def restore_in_runner(runner, checkpoint: dict) -> List[str]:
     """Shrink the runner's model to the checkpoint's architecture before
     its weights are loaded, and point the optimizers at the new parameters
-    (``resume`` loads their state right after). Idempotent."""
+    (``resume`` loads their state right after). Idempotent.
+
+    A record that does not fit the model or the checkpoint's weights raises
+    :class:`~prunedet.pruning.record_schema.ArchitectureRecordError` before
+    anything changes; the loaders add the file name (:func:`named_file`)."""
     record = architecture_of(checkpoint)
     if record is None:
         return []
     model = unwrap(runner.model)
     before = dict(model.named_parameters())
-    changed = restore_architecture(model, record)
+    changed = restore_architecture(model, record,
+                                   checkpoint.get('state_dict', checkpoint))
     for ema in averaged_models(runner):
         if restore_architecture(ema.module, record):
             refresh_averaged(runner)
@@ -93,41 +109,6 @@ def restore_in_runner(runner, checkpoint: dict) -> List[str]:
     return changed
 
 
-def check_pruning_stage(runner, method: str, start: str,
-                        single_process: str) -> None:
-    """A stage that prunes a trained model once and saves the result needs
-    one process (``single_process`` says why), a loaded checkpoint
-    (``start`` names it) and SafeCheckpointHook to record the pruned
-    architecture."""
-    from mmengine.dist import get_world_size
-
-    from .hooks import SafeCheckpointHook
-    if get_world_size() > 1:
-        raise RuntimeError(f'{method} runs in one process: {single_process} '
-                           '(start it without a launcher)')
-    if not getattr(runner, '_has_loaded', False):
-        raise RuntimeError(f'{method}: no model was loaded; set load_from to '
-                           f'{start}')
-    if not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
-        raise RuntimeError(
-            f'{method}: the pruned model is saved by SafeCheckpointHook '
-            '(default_hooks.checkpoint), which records its architecture; '
-            'this config has none')
-
-
-def forget_parameters(optimizer: torch.optim.Optimizer, params) -> None:
-    """Take parameters of removed modules (a residual block replaced by
-    its shortcut, a deleted branch) out of ``optimizer`` with their state,
-    so that it only steps, decays and saves what the model holds."""
-    gone = {id(p) for p in params}
-    if not gone:
-        return
-    for group in optimizer.param_groups:
-        group['params'] = [p for p in group['params'] if id(p) not in gone]
-    for p in [p for p in optimizer.state if id(p) in gone]:
-        del optimizer.state[p]
-
-
 def load_checkpoint(runner, filename: str, strict: bool = True) -> dict:
     """``Runner.load_checkpoint``, strict by default, for any config.
 
@@ -141,9 +122,10 @@ def load_checkpoint(runner, filename: str, strict: bool = True) -> dict:
 
     from .checkpoints import from_plain, load_file
     checkpoint = load_file(filename, map_location='cpu')
-    from_plain(checkpoint)
-    runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-    restore_in_runner(runner, checkpoint)
+    with named_file(filename):
+        from_plain(checkpoint)
+        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        restore_in_runner(runner, checkpoint)
     try:
         _load_checkpoint_to_model(
             unwrap(runner.model), checkpoint, strict=strict)

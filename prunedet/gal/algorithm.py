@@ -10,10 +10,14 @@ Each iteration (the paper's k1 = k2 = 1):
 
 1. the discriminator steps on ``BCE(D(t), 1) + BCE(D(s), 0) + BCE(D(s), 1)``
    (the last term is the adversarial regularisation that keeps it from
-   winning outright);
+   winning outright), ``s`` the student's logits on the clean input;
 2. the student's weights (SGD) and, every ``mask_interval`` iterations, the
    masks (FISTA, gradient at its extrapolated point) step on
-   ``miu * MSE(t, s) + BCE(D(s), 1)``, the discriminator frozen.
+   ``miu * MSE(t, s) + BCE(D(s), 1)``, the discriminator frozen, ``s`` the
+   student's logits on the input with the noise (dropout) applied: the paper
+   puts the noise in the pruned network's update only. With noise, the
+   clean logits take one more forward pass (without gradients; its batch
+   statistics also reach the BN running averages).
 
 The class is an mmpretrain ``ImageClassifier`` (the student's modules keep
 their names) with ``teacher``, ``discriminator``, ``masks`` and ``noise``
@@ -60,8 +64,12 @@ class InputDropout(nn.Module):
         seed = int(torch.randint(0, 2**62, (), dtype=torch.long))
         self.generator = torch.Generator().manual_seed(seed)
 
+    @property
+    def active(self) -> bool:
+        return self.training and self.p > 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
+        if not self.active:
             return x
         keep = torch.rand(x.shape, generator=self.generator) >= self.p
         return x * keep.to(x.device, x.dtype) / (1. - self.p)
@@ -212,9 +220,15 @@ class GAL(ImageClassifier):
         if update_masks:
             fista.extrapolate()  # the gradient is taken at y_k
         student = self.student_logits(self.noise(inputs))
+        if self.noise.active:
+            # the noise is the pruned network's, in its own update only:
+            # the discriminator learns from the student on the clean input
+            with torch.no_grad():
+                clean = self.student_logits(inputs)
+        else:
+            clean = student.detach()
 
-        real, fake = self.discriminator(teacher), self.discriminator(
-            student.detach())
+        real, fake = self.discriminator(teacher), self.discriminator(clean)
         loss_d = _bce(real, 1.) + _bce(fake, 0.) + _bce(fake, 1.)
         d_optim.update_params(loss_d)
 

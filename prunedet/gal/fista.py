@@ -14,7 +14,9 @@ them to ``y_k`` for the forward pass whose gradient :meth:`FISTA.step`
 uses. The L1 term enters only through the prox (soft-thresholding, torch's
 ``softshrink``, then the clamp at 0); it must not be in the loss as well.
 
-Restart (O'Donoghue & Candes 2015): the momentum is dropped (``t = 1``)
+Restart (O'Donoghue & Candes 2015; an addition, not in the GAL paper, which
+runs plain FISTA; ``restart=False`` gives the paper's method): the momentum
+is dropped (``t = 1``)
 when the step goes against it, ``<y_k - x_k, x_k - x_{k-1}> > 0``, and when
 the learning rate changed since the previous step (a new step size, as at
 an lr decay).
@@ -38,7 +40,8 @@ class FISTA(Optimizer):
         params: the masks.
         lr: the gradient step (the prox threshold is ``lr * sparsity``).
         sparsity: lambda, the weight of ``||m||_1`` (GAL-0.01, ... name it).
-        restart: adaptive restart of the momentum (see the module doc).
+        restart: adaptive restart of the momentum (see the module doc;
+            not part of GAL's paper).
     """
 
     def __init__(self,

@@ -29,11 +29,10 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from prunedet.engine.runner_model import forget_parameters
 from prunedet.pruning.groups import ChannelGraph, ChannelGroup
 from prunedet.pruning.structures import (CONTAINERS, remove_branch,
                                          replace_block)
-from prunedet.pruning.surgery import remove_channels
+from prunedet.pruning.surgery import forget_parameters, remove_channels
 from prunedet.pruning.tracing import trace_forward
 from .masks import StructureMask, channels_of, producer_of
 

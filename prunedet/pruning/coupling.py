@@ -176,6 +176,25 @@ class DependencyGraph(tp.DependencyGraph):
     the same way), in time proportional to its size.
     """
 
+    def __init__(self, cats: Optional[Dict[object, CatRecord]] = None):
+        super().__init__()
+        self.cats = {} if cats is None else cats  # filled while tracing
+
+    def _build_dependency(self, module2node):
+        """Give each concat the sizes it was traced with before
+        Torch-Pruning infers them: its recursive guess is ``None`` for
+        inputs it cannot follow (Conformer's token concat), and the
+        index mappings it then builds fail on ``None + int``."""
+        super()._build_dependency(module2node)
+        for node in module2node.values():
+            record = self.cats.get(node.grad_fn)
+            if node.type != ops.OPTYPE.CONCAT or record is None \
+                    or record.dim != 1:
+                continue  # along other dims it does not map channels
+            sizes = [s for s, t in zip(record.sizes, record.traced) if t]
+            if len(sizes) == len(node.inputs):  # those in the graph
+                node.module.concat_sizes = sizes
+
     def get_pruning_group(self, module: nn.Module, pruning_fn,
                           idxs: Sequence[int]) -> Group:
         if module not in self.module2node:
@@ -303,8 +322,10 @@ class _Shuffle:
 
 class _CatPart:
     """Input ``part`` of a concat: its channel ``i`` is the concat's
-    ``offset + i`` (``reverse``: back). Offsets are read when used, since
-    Torch-Pruning's concat pruner keeps them up to date."""
+    ``offset + i`` (``reverse``: back). The offset is summed from the
+    concat's part sizes when used: Torch-Pruning's concat pruner keeps
+    ``concat_sizes`` up to date at every prune, but not ``offsets``, so
+    offsets stored at build time are wrong from the second prune on."""
 
     def __init__(self, op, part: int, reverse: bool):
         self.op = op
@@ -312,7 +333,9 @@ class _CatPart:
         self.reverse = reverse
 
     def __call__(self, idxs):
-        lo, hi = self.op.offsets[self.part:self.part + 2]
+        sizes = self.op.concat_sizes
+        lo = sum(sizes[:self.part])
+        hi = lo + sizes[self.part]
         if self.reverse:
             return [_HybridIndex(i.idx - lo, i.root_idx) for i in idxs
                     if lo <= i.idx < hi]
@@ -400,12 +423,13 @@ class Coupling:
         """Each input's channels at its offset in the concat. Torch-Pruning
         installs these only when its shape inference downstream agrees
         with the sizes, and silently leaves the indices unshifted when it
-        does not (after ShuffleNet's shuffle views)."""
+        does not (after ShuffleNet's shuffle views); so the mappings here
+        are the only ones (Torch-Pruning's re-mapping before every group
+        search is switched off for this node)."""
         op = node.module
         op.concat_sizes = sizes
-        op.offsets = [0]
-        for size in sizes:
-            op.offsets.append(op.offsets[-1] + size)
+        op.offsets = None  # not kept up to date by Torch-Pruning: unused
+        node.enable_index_mapping = False
         into, back = set(), set()
         for i, source in enumerate(node.inputs):
             for dep in _edges(source, node):

@@ -22,7 +22,6 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch_pruning as tp
 from mmengine.logging import print_log
 
 from .coupling import (Coupling, DependencyGraph, OrbitLog, scale_dims,
@@ -165,7 +164,8 @@ class ChannelGraph:
             with time_budget(timeout, self._where,
                              f'the channel graph of {type(model).__name__}'):
                 with self._recorder:
-                    self.dg = DependencyGraph().build_dependency(
+                    self.dg = DependencyGraph(
+                        self._recorder.cats).build_dependency(
                         model,
                         example_inputs,
                         forward_fn=forward_fn,
@@ -278,38 +278,17 @@ class ChannelGraph:
                           'time or an op that mixes channels): they can only '
                           'go all at once')
             if reason is not None:
-                self._note_kept(self.names[m], reason)
+                self.note_kept(self.names[m], reason)
                 continue
             roots.append(m)
         order = {m: i for i, m in enumerate(self.names)}
         return sorted(roots, key=order.__getitem__)
 
-    def _note_kept(self, name: str, reason: str) -> None:
+    def note_kept(self, name: str, reason: str) -> None:
+        """Keep the channels of group ``name`` whole, saying why."""
         self.unprunable[name] = reason
         print_log(f'Pruning: the channels of {name} are kept: {reason}',
                   logger='current', level=logging.INFO)
-
-    def verify(self, inputs, forward_fn: Callable) -> List[str]:
-        """Try every group on a copy of the model (:mod:`.verify`) and keep
-        the channels of those whose removal would not be what masking them
-        is. Returns their names."""
-        from .verify import one_channel_failures, verify_groups
-        failed, trial = verify_groups(self, inputs, forward_fn)
-        for name, reason in failed.items():
-            self._note_kept(
-                name, 'on a copy of the model, removing one of its channels '
-                f'is not what zeroing it is ({reason}): an op between its '
-                'layers moves or mixes channels in a way the graph does not '
-                'model')
-        self.roots = [r for r in self.roots if self.names[r] not in failed]
-        for name, reason in one_channel_failures(self, inputs, forward_fn,
-                                                 trial).items():
-            self.floors[name] = 2
-            print_log(
-                f'Pruning: {name} keeps at least 2 channels: on a copy of '
-                f'the model cut to one channel, {reason}', logger='current',
-                level=logging.INFO)
-        return list(failed)
 
     def _why_not(self, tp_group) -> Optional[str]:
         for item in tp_group:
@@ -356,9 +335,13 @@ class ChannelGraph:
             channels = sorted(i for c in channels for i in orbits[int(c)])
         return self._expand(root, channels)
 
-    def groups(self) -> List[ChannelGroup]:
-        """The current groups (recompute after every hard prune)."""
-        return [self._group(root) for root in self.roots]
+    def groups(self, names: Optional[Iterable[str]] = None
+               ) -> List[ChannelGroup]:
+        """The current groups (recompute after every hard prune); only
+        those of ``names`` if given."""
+        roots = self.roots if names is None else [
+            r for r in self.roots if self.names[r] in set(names)]
+        return [self._group(root) for root in roots]
 
     def _group(self, root: nn.Module) -> ChannelGroup:
         tp_group = self._full_group(root)

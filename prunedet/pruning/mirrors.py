@@ -215,7 +215,9 @@ def restore_attributes(model: nn.Module, record: dict) -> List[str]:
     """Give a freshly built ``model`` the recorded channel attributes and
     cut its per-channel-scale modules to the recorded width (their values
     are loaded with the checkpoint). Returns the names of modules whose
-    parameters changed."""
+    parameters changed. The record was checked first
+    (:func:`~.record_schema.check_record`): only the attributes
+    :func:`channel_attributes` finds, no wider than they are."""
     modules = dict(model.named_modules())
     for name, found in record.get('attributes', {}).items():
         module = modules.get(name)

@@ -73,6 +73,8 @@ class ChannelPruner:
         soft_mode: ``'zero'``, ``'reinit'`` or ``'mask'`` (:mod:`.soft`).
         flops: estimate of FLOPs for plans of kept channels.
         original: channels per group before any pruning (for resumed runs).
+        generator: draws ``'reinit'``'s and a mask release's fresh weights
+            (default: torch's global generator).
     """
 
     def __init__(self,
@@ -87,7 +89,8 @@ class ChannelPruner:
                  soft_mode: str = 'zero',
                  hard_at_end: bool = True,
                  flops: Optional[FlopsEstimate] = None,
-                 original: Optional[Dict[str, int]] = None):
+                 original: Optional[Dict[str, int]] = None,
+                 generator: Optional[torch.Generator] = None):
         if target not in TARGETS:
             raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
         if soft_mode not in SOFT_MODES:
@@ -104,6 +107,7 @@ class ChannelPruner:
         self.soft_mode = soft_mode
         self.hard_at_end = hard_at_end
         self.flops = flops
+        self.generator = generator
         self.groups: List[ChannelGroup] = []
         self.refresh()
         self.original = dict(original or
@@ -126,7 +130,7 @@ class ChannelPruner:
     def refresh(self) -> None:
         """Re-read the groups after the model changed shape."""
         self.groups = self.graph.groups()
-        self.criterion.attach(self.groups)
+        self.criterion.attach(self.groups, self.graph.model)
 
     # --- checking the options against the model -------------------------
 
@@ -379,10 +383,10 @@ class ChannelPruner:
             recovered = was_soft & ~selected
             result.recovered += int(recovered.sum())
             if self.soft_mode == 'mask' and recovered.any():
-                release(g, recovered.nonzero().flatten())
+                release(g, recovered.nonzero().flatten(), self.generator)
             if soft.any():
                 SOFT_PRUNE[self.soft_mode](g, soft.nonzero().flatten(),
-                                           optimizers)
+                                           optimizers, self.generator)
             self.streaks[g.name] = torch.where(selected,
                                                self.streaks[g.name] + 1, 0)
             self.soft[g.name] = soft

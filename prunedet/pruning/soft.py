@@ -36,7 +36,7 @@ so the gradient is far larger), and the first update is then about
 ``lr``-sized: the filter restarts at a normal step size instead of a
 momentum-driven one.
 """
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import torch
 from torch.optim import Optimizer
@@ -78,30 +78,41 @@ def _reset_state(optimizers: Iterable[Optimizer], slices, channels,
                     v.index_fill_(s.dim, pos, 0.)
 
 
-def zero_filters(group: ChannelGroup, channels: torch.Tensor,
-                 optimizers: Iterable[Optimizer] = ()) -> None:
+def zero_filters(group: ChannelGroup,
+                 channels: torch.Tensor,
+                 optimizers: Iterable[Optimizer] = (),
+                 generator: Optional[torch.Generator] = None) -> None:
     """SFP's soft pruning: zero the channels' filter weights only."""
     filters = _filters(group)
     _fill(filters, channels, 0.)
     _reset_state(optimizers, filters, channels, FIRST_MOMENTS)
 
 
-def reinit_filters(group: ChannelGroup, channels: torch.Tensor,
-                   optimizers: Iterable[Optimizer] = ()) -> None:
-    """PGP's soft pruning: fresh He-normal filter weights."""
+def reinit_filters(group: ChannelGroup,
+                   channels: torch.Tensor,
+                   optimizers: Iterable[Optimizer] = (),
+                   generator: Optional[torch.Generator] = None) -> None:
+    """PGP's soft pruning: fresh He-normal filter weights, drawn from
+    ``generator`` (the pruning hook's, saved in its checkpoints, so a
+    resumed run draws the same weights; default: torch's global one)."""
     filters = _filters(group)
     with torch.no_grad():
         for s in filters:
             p = s.param
             pos = s.channel_positions(channels).to(p.device)
             fan_in = p.numel() // p.shape[s.dim]
-            fresh = torch.randn_like(p.index_select(s.dim, pos))
-            p.index_copy_(s.dim, pos, fresh * (2. / fan_in)**0.5)
+            shape = p.index_select(s.dim, pos).shape
+            device = p.device if generator is None else generator.device
+            fresh = torch.randn(
+                shape, generator=generator, dtype=p.dtype, device=device)
+            p.index_copy_(s.dim, pos, fresh.to(p.device) * (2. / fan_in)**0.5)
     _reset_state(optimizers, filters, channels, FIRST_MOMENTS)
 
 
-def mask_channels(group: ChannelGroup, channels: torch.Tensor,
-                  optimizers: Iterable[Optimizer] = ()) -> None:
+def mask_channels(group: ChannelGroup,
+                  channels: torch.Tensor,
+                  optimizers: Iterable[Optimizer] = (),
+                  generator: Optional[torch.Generator] = None) -> None:
     """Make the channels output exactly zero: every parameter producing
     them (filters, biases, norm affine terms) and its optimizer state is
     zeroed. Removing such channels does not change the model's outputs."""
@@ -112,11 +123,13 @@ def mask_channels(group: ChannelGroup, channels: torch.Tensor,
 hold_masked = mask_channels  # re-applied after every optimizer step
 
 
-def release(group: ChannelGroup, channels: torch.Tensor) -> None:
+def release(group: ChannelGroup,
+            channels: torch.Tensor,
+            generator: Optional[torch.Generator] = None) -> None:
     """Let masked channels train again. A fully zeroed conv-BN-ReLU channel
-    gets no gradient, so the filters restart from He-normal weights with a
-    unit norm scale and zero shifts."""
-    reinit_filters(group, channels)
+    gets no gradient, so the filters restart from He-normal weights (from
+    ``generator``) with a unit norm scale and zero shifts."""
+    reinit_filters(group, channels, generator=generator)
     filters = {id(s) for s in _filters(group)}
     with torch.no_grad():
         for s in group.producers:

@@ -11,10 +11,9 @@ from typing import Dict, Iterable, List, Tuple
 
 import torch
 import torch.nn as nn
-import torch_pruning as tp
 from torch.optim import Optimizer
 
-from .architecture import settle_group_norm
+from .layers import settle_group_norm
 from .groups import ChannelGraph, ChannelGroup, param_dims
 
 # old parameter -> [(dim, indices kept along dim)]; a layer whose inputs and
@@ -101,6 +100,19 @@ def rebind_optimizer(optimizer: Optimizer,
                 and v.shape == p.shape else v
                 for k, v in state.items()
             }
+
+
+def forget_parameters(optimizer: torch.optim.Optimizer, params) -> None:
+    """Take parameters of removed modules (a residual block replaced by
+    its shortcut, a deleted branch) out of ``optimizer`` with their state,
+    so that it only steps, decays and saves what the model holds."""
+    gone = {id(p) for p in params}
+    if not gone:
+        return
+    for group in optimizer.param_groups:
+        group['params'] = [p for p in group['params'] if id(p) not in gone]
+    for p in [p for p in optimizer.state if id(p) in gone]:
+        del optimizer.state[p]
 
 
 def _cut(value: torch.Tensor, cuts) -> torch.Tensor:

@@ -4,7 +4,8 @@
         --ratios 0.3 0.5 0.7 --cfg-options train_cfg.max_epochs=3
 
 For the task's configs (``configs/<task>.py``, ``<task>_l1.py``, ``_taylor``,
-``_psfp``, ``_pgp``, ``_rpgp``, ``configs/dcp/<name>_dcp_stage{1,2,3}.py``,
+``_psfp``, ``_pgp``, ``_rpgp`` (and their public-code forms ``_pgp_code``,
+``_rpgp_code``), ``configs/dcp/<name>_dcp_stage{1,2,3}.py``,
 ``configs/gal/<name>_gal*.py``; methods without configs are left out) it
 trains each method at each ratio with the same options and data, evaluates
 the final checkpoint with ``tools/test.py``, measures its parameters and
@@ -42,7 +43,8 @@ from common import DictAction  # noqa: E402
 
 HOOK_RATIO = ('custom_hooks.0.target=flops', 'custom_hooks.0.target_ratio={}')
 DCP_RATIO = ('train_cfg.pruning_rate={}', )
-ORDER = ('baseline', 'l1', 'taylor', 'dcp', 'psfp', 'pgp', 'rpgp', 'gal')
+ORDER = ('baseline', 'l1', 'taylor', 'dcp', 'psfp', 'pgp', 'pgp_code', 'rpgp',
+         'rpgp_code', 'gal')
 
 
 @dataclass
@@ -60,7 +62,7 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
     name = osp.basename(task)
     has = lambda path: osp.isfile(osp.join(CONFIGS, path))  # noqa: E731
     methods = {'baseline': [[Stage(f'{task}.py')]]}
-    for method in ('l1', 'psfp', 'pgp', 'rpgp'):
+    for method in ('l1', 'psfp', 'pgp', 'pgp_code', 'rpgp', 'rpgp_code'):
         if has(f'{task}_{method}.py'):
             methods[method] = [[Stage(f'{task}_{method}.py', HOOK_RATIO)]]
     if has(f'{task}_taylor.py'):
@@ -70,7 +72,7 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
     dcp = [f'dcp/{name}_dcp_stage{i}.py' for i in (1, 2, 3)]
     if all(has(p) for p in dcp):
         methods['dcp'] = [[
-            Stage(dcp[0]),
+            Stage(dcp[0], load='baseline'),  # Algorithm 1: a trained model
             Stage(dcp[1], DCP_RATIO, load='previous', trains=False),
             Stage(dcp[2], load='previous')
         ]]

@@ -126,14 +126,21 @@ def run_transfer(task: dict, transfer: str, seed: int, work_dir: str,
             CONFIGS, config('mmd'))).train_cfg.max_iters
     base += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
     runs = Runs(transfer, seed_dir, base, data_root)
-    results = {}
+    results, checkpoints = {}, {}
     for method in methods:
         run_dir = osp.join(seed_dir, method)
         os.makedirs(run_dir, exist_ok=True)
         stage = Stage(config(method))
+        start = load_from
+        if method == 'tcp':  # TCP prunes the trained MMD model
+            start = checkpoints.get('mmd')
         try:
+            if start is None and method == 'tcp':
+                raise RuntimeError('TCP starts from the MMD run, which '
+                                   'failed or was not asked for')
             checkpoint = runs.train(stage, run_dir, None,
-                                    load_from)['checkpoint']
+                                    start)['checkpoint']
+            checkpoints[method] = checkpoint
             metrics = runs.evaluate(stage, checkpoint, run_dir)
         except Exception as error:  # a failed run is a cell, not a crash
             message = f'{type(error).__name__}: {error}'.splitlines()[0]

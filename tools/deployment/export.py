@@ -62,6 +62,15 @@ def input_shape(cfg, shape, config):
                      'give --shape C H W')
 
 
+def preprocessor_of(cfg) -> dict:
+    """The model's data preprocessor settings as plain data (mmdet's
+    configs keep them in ``model``, mmpretrain's at the top level)."""
+    from mmengine.config import ConfigDict
+    found = cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+    return ConfigDict(found).to_dict()
+
+
 def main(argv=None):
     args = parse_args(argv)
     for what, path in (('config', args.config),
@@ -85,8 +94,7 @@ def main(argv=None):
         model, shape, out_dir, args.formats, args.atol, args.rtol,
         info=dict(config=osp.abspath(args.config),
                   checkpoint=osp.abspath(args.checkpoint),
-                  data_preprocessor=model.cfg.model.get(
-                      'data_preprocessor', {}).to_dict()))
+                  data_preprocessor=preprocessor_of(model.cfg)))
     print(f'{info["task"]} exported to {out_dir} (input {shape}; '
           f'{info["batchnorms_folded"]} BN folded, '
           f'{info["batchnorms_left"]} left)')

@@ -40,6 +40,9 @@ train_dataloader = dict(
                     data_prefix=dict(sub_data_root=f'VOC{year}/'),
                     filter_cfg=dict(
                         filter_empty_gt=True, min_size=32, bbox_min_size=32),
+                    # True: decode every image (and compare it with its
+                    # <size>) when the dataset is built, before training
+                    check_images=False,
                     pipeline=train_pipeline) for year in (2007, 2012)
             ])))
 val_dataloader = dict(
@@ -54,6 +57,7 @@ val_dataloader = dict(
         ann_file='VOC2007/ImageSets/Main/test.txt',
         data_prefix=dict(sub_data_root='VOC2007/'),
         test_mode=True,
+        check_images=False,  # True: decode every image before testing
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

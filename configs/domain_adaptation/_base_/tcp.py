@@ -1,8 +1,13 @@
-# TCP (transfer channel pruning): adapt with MMD for half of training, rank
-# channels once by the Taylor criterion on the adaptation loss (per domain,
-# layer-wise L2-normalised, ranked across layers), remove the weakest down
-# to 35% fewer FLOPs, fine-tune (still adapting) for the second half.
-# Same layers as RPGP: convs, fc6/fc7 and the bottleneck.
+# TCP (transfer channel pruning, Yu et al. 2019) as its public code runs it:
+# from the trained adaptation model (`load_from` the task's MMD run; see the
+# transfer's config), rank the conv filters by the Taylor criterion on the
+# adaptation loss (per domain, |batch mean of a * dL/da| per batch, L2-
+# normalised per layer, a filter as weak as in its weaker domain), remove the
+# `step_channels` weakest across layers, fine-tune for `interval` iterations
+# with the adaptation loss, repeat until 35% of the FLOPs are gone (by `end`
+# at the latest), then fine-tune. Conv filters only (`backbone.features`).
+# The recipe's optimizer is kept: the code's fine-tuning epochs rebuild theirs
+# with the DAN schedule (features at 1/5 of the classifier's lr).
 # The hook only: combine with a recipe and data, e.g.
 # _base_ = ['./_base_/mmd.py', './_base_/tcp.py', '../_base_/datasets/...'].
 custom_hooks = [
@@ -12,9 +17,10 @@ custom_hooks = [
         target='flops',
         target_ratio=0.35,
         by_epoch=False,
-        interval=None,
-        end=0.5,
+        interval=250,
+        step_channels=64,
+        end=0.6,
         global_ranking=True,
-        prunable=['backbone', 'neck'],
+        prunable=['backbone.features'],
         soft_steps=0),
 ]

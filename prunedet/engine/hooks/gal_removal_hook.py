@@ -15,9 +15,12 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
-from prunedet.engine.runner_model import check_pruning_stage, unwrap
+from prunedet.engine.runner_model import unwrap
+from prunedet.gal import GAL, check_removal, remove_masked_structures
 from prunedet.pruning.flops import count_params, measure_flops
 from prunedet.pruning.tracing import trace_forward
+
+from .pruning_stage import check_pruning_stage
 
 META_KEY = 'gal'
 
@@ -46,7 +49,6 @@ class GALRemovalHook(Hook):
         self.result: Optional[dict] = None
 
     def _model(self, runner):
-        from prunedet.gal import GAL
         model = unwrap(runner.model)
         if not isinstance(model, GAL):
             raise TypeError('GALRemovalHook removes the structures of a GAL '
@@ -76,7 +78,6 @@ class GALRemovalHook(Hook):
             raise ValueError('GAL: the first training batch has fewer than 2 '
                              'samples to check the removal on')
         if self.check:
-            from prunedet.gal import check_removal
             trial = check_removal(model, self.inputs)
             runner.logger.info('GAL: removal checked on a copy with a '
                                'pattern of zero masks: ' +
@@ -99,7 +100,6 @@ class GALRemovalHook(Hook):
             self._remove(runner)
 
     def _remove(self, runner) -> None:
-        from prunedet.gal import remove_masked_structures
         model = self._model(runner)
         if self.inputs is None:
             raise RuntimeError('GAL: no training batch was seen')

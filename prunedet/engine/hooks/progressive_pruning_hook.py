@@ -1,6 +1,7 @@
 """Progressive channel pruning while the model trains (PGP and RPGP)."""
+import math
 import numbers
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from mmengine import dist
@@ -16,9 +17,17 @@ from prunedet.engine.runner_model import (averaged_models, optimizers,
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import DEFAULT_TIMEOUT, ChannelGraph
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
+from prunedet.pruning.record_schema import check_pruning_state
 from prunedet.pruning.schedules import PruningSchedule
 from prunedet.pruning.tracing import trace_forward
+from prunedet.pruning.verify import verify_graph
 from prunedet.registry import CRITERIA
+
+# Elements of one tracing image: the graph and FLOPs are traced on two
+# images of ``input_shape`` (plus every activation they produce), so a shape
+# beyond this (e.g. 3 x 3344 x 3344; detectors train at about 3 x 1333 x 800)
+# is a typo that would allocate gigabytes, refused before training.
+MAX_INPUT_ELEMENTS = 2**25
 
 
 def build_criterion(cfg: Union[dict, str, BaseCriterion]) -> BaseCriterion:
@@ -103,8 +112,9 @@ class ProgressivePruningHook(Hook):
         round_to: round kept channels to a multiple (hardware-friendly).
         soft_steps, remove_ratio, soft_mode, hard_at_end: soft versus hard
             pruning, see :class:`~prunedet.pruning.pruner.ChannelPruner`.
-        input_shape: ``(C, H, W)`` for tracing and FLOPs; default: the shape
-            of rank 0's first training batch.
+        input_shape: ``(C, H, W)`` for tracing and FLOPs, at most
+            :data:`MAX_INPUT_ELEMENTS` elements; default: the shape of rank
+            0's first training batch.
         step_channels: the iterative Taylor procedure (Molchanov et al.
             2017): every step removes this many globally weakest channels
             until ``target_ratio`` is met; a step at ``end`` that has not met
@@ -179,6 +189,13 @@ class ProgressivePruningHook(Hook):
                            for d in input_shape)):
             raise ValueError('input_shape is (channels, height, width), got '
                              f'{input_shape!r}')
+        if input_shape is not None and \
+                math.prod(input_shape) > MAX_INPUT_ELEMENTS:
+            raise ValueError(
+                f'ProgressivePruningHook: input_shape={list(input_shape)} '
+                f'has {math.prod(input_shape):.3g} elements per image; '
+                f'tracing takes at most {MAX_INPUT_ELEMENTS} '
+                '(MAX_INPUT_ELEMENTS, e.g. 3 x 3344 x 3344)')
         self.criterion = build_criterion(criterion)
         self.schedule = PruningSchedule(target_ratio, begin, end, interval,
                                         ramp)
@@ -211,6 +228,9 @@ class ProgressivePruningHook(Hook):
         self._step_hooks: list = []
         self._committed = False  # statistics committed this iteration
         self._inputs: Optional[torch.Tensor] = None  # for measuring FLOPs
+        # fresh weights ('reinit', a mask's release) come from here, seeded
+        # with the run's seed and saved in the state: a resume draws alike
+        self.generator = torch.Generator()
 
     # --- life cycle -----------------------------------------------------
 
@@ -240,6 +260,10 @@ class ProgressivePruningHook(Hook):
                 'count interval/begin/end in iterations')
         self.schedule.bind(
             runner.max_epochs if self.by_epoch else runner.max_iters)
+        seed = [runner.seed]  # rank 0's: ranks draw the same weights
+        if dist.get_world_size() > 1:
+            dist.broadcast_object_list(seed, src=0)
+        self.generator.manual_seed(seed[0])
         state, self._loaded_state = self._loaded_state, None
         if state is not None and runner.iter > 0:  # resumed mid-run
             self.load_state_dict(state)
@@ -288,6 +312,7 @@ class ProgressivePruningHook(Hook):
         pruning state is kept for :meth:`before_train`: a resumed run goes
         on with it, a run that only loads the model starts its own."""
         from_plain(checkpoint)
+        self._check_state(checkpoint.get('pruning'))
         restore_in_runner(runner, checkpoint)
         self._loaded_state = checkpoint.get('pruning')
 
@@ -313,7 +338,7 @@ class ProgressivePruningHook(Hook):
         forward = trace_forward(model)
         graph = ChannelGraph(model, inputs, forward, self.prunable, self.skip,
                              self.graph_timeout)
-        graph.verify(inputs[:1], forward)
+        verify_graph(graph, inputs[:1], forward)
         if not graph.roots:
             raise RuntimeError('ProgressivePruningHook: no prunable channels '
                                f'under prunable={list(self.prunable)}')
@@ -329,6 +354,7 @@ class ProgressivePruningHook(Hook):
             self.criterion,
             flops=estimate,
             original=self._restored.get('original'),
+            generator=self.generator,
             **self.pruner_cfg)
         if self._restored:
             self.pruner.load_state_dict(self._restored)
@@ -467,12 +493,20 @@ class ProgressivePruningHook(Hook):
             finished=self.finished,
             original_flops=self.original_flops,
             original_params=self.original_params,
-            flops_ratio=self.flops_ratio)
+            flops_ratio=self.flops_ratio,
+            generator=self.generator.get_state())
         return state
 
     _PRUNER_KEYS = ('original', 'criterion', *ChannelPruner._PER_CHANNEL)
 
+    def _check_state(self, state) -> None:
+        """A checkpoint's state holds what :meth:`state_dict` writes, typed
+        as it writes it (``'arch'``: prunedet 0.1's record)."""
+        check_pruning_state(state, {*self._PRUNER_KEYS, *self.state_dict(),
+                                    'arch'}, ChannelPruner._PER_CHANNEL)
+
     def load_state_dict(self, state: dict) -> None:
+        self._check_state(state)
         self._restored = {
             k: v
             for k, v in state.items() if k in self._PRUNER_KEYS
@@ -482,5 +516,12 @@ class ProgressivePruningHook(Hook):
         self.original_flops = state.get('original_flops')
         self.original_params = state.get('original_params')
         self.flops_ratio = state.get('flops_ratio', 1.)
+        if 'generator' in state:  # absent in checkpoints of older versions
+            try:
+                self.generator.set_state(state['generator'])
+            except (TypeError, RuntimeError) as error:
+                raise ValueError(
+                    'checkpoint field pruning.generator is not a '
+                    f'torch.Generator state: {error}') from None
         if self.pruner is not None:
             self.pruner.load_state_dict(self._restored)

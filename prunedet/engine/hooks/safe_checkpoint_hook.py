@@ -16,7 +16,9 @@ class SafeCheckpointHook(CheckpointHook):
 
     * files are written atomically (``backend='atomic_local'`` unless
       ``backend_args`` says otherwise) and ``last_checkpoint`` too: a kill
-      mid-write leaves the previous files whole;
+      mid-write leaves the previous files whole, and at the start of training
+      the temporary files of saves whose writer is gone are removed (another
+      live run's are kept);
     * with ``max_keep_ckpts`` the oldest checkpoint, and with ``save_best``
       the previous best one, is deleted only *after* the new one is complete
       (mmengine deletes first);
@@ -36,9 +38,7 @@ class SafeCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if is_main_process() and self.file_backend.isdir(self.out_dir):
-            for path in remove_orphaned_temp_files(self.out_dir):
-                runner.logger.warning(
-                    f'Removed {path}, left by an interrupted checkpoint write')
+            remove_orphaned_temp_files(self.out_dir, runner.logger)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         to_plain(checkpoint)

@@ -31,8 +31,8 @@ from mmengine.runner import BaseLoop
 from prunedet.dcp import SUB_OPTIMIZER, DCPClassifier, GreedyChannelSelection
 from prunedet.dcp.features import completion_order, named
 from prunedet.dcp.objective import layer_objective
-from prunedet.engine.runner_model import (check_pruning_stage, optimizers,
-                                          unwrap)
+from prunedet.engine.hooks.pruning_stage import check_pruning_stage
+from prunedet.engine.runner_model import optimizers, unwrap
 from prunedet.pruning.flops import measure_flops
 from prunedet.pruning.groups import ChannelGraph, ChannelGroup, ParamSlice
 from prunedet.pruning.surgery import remove_channels
@@ -235,6 +235,15 @@ class DCPSelectionLoop(BaseLoop):
             'selection is greedy and sequential')
         runner = self.runner
         model: DCPClassifier = unwrap(runner.model)
+        if self._epoch >= self.max_epochs:
+            # resumed from the selection's result (as mmengine's loops, a
+            # finished run resumes to no work; selecting again would cut
+            # the already pruned layers)
+            runner.logger.info('DCPSelectionLoop: resumed from the finished '
+                               'selection, nothing left to select')
+            runner.call_hook('before_train')
+            runner.call_hook('after_train')
+            return runner.model
         if self.ignored_max_epochs is not None:
             runner.logger.info(
                 f'DCPSelectionLoop: max_epochs={self.ignored_max_epochs} '

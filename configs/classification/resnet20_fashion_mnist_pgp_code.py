@@ -1,0 +1,4 @@
+# PGP as its public code runs it (configs/_base_/pruning/pgp_code.py) on
+# the settings of resnet20_fashion_mnist_pgp.py.
+_base_ = ['./resnet20_fashion_mnist_pgp.py', '../_base_/pruning/pgp_code.py']
+custom_hooks = [dict(_base_.custom_hooks[0], **_base_.pgp_code)]
