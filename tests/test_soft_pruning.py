@@ -1,5 +1,7 @@
 """Soft pruning keeps its promise: a zeroed filter still learns, can leave
 the selection and be kept; masked channels stay masked until released."""
+import re
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from mmengine.config import Config
 from conftest import config_path
 from prunedet.criteria import BaseCriterion
 from prunedet.pruning.pruner import ChannelPruner
-from prunedet.pruning.soft import mask_channels, zero_filters
+from prunedet.pruning.soft import can_regrow, mask_channels, zero_filters
 from runner_utils import build_runner, small_cfg
 
 
@@ -56,6 +58,29 @@ def test_zeroed_filters_regrow_while_norm_layers_are_untouched():
     train_steps(model2, x, opt2, 3)
     conv2 = model2.backbone.layer1[0].conv1
     assert conv2.weight[chosen].abs().sum() == 0
+
+
+def test_can_regrow_predicts_which_zeroed_filters_regrow():
+    """Behind BN + ReLU a zeroed filter regrows only where beta > 0: the
+    count the step logs beside the recovered ones is that prediction."""
+    model, x = build_classifier('resnet20')
+    model.train()
+    group = first_group(graph_of(model, x))
+    conv, bn = model.backbone.layer1[0].conv1, model.backbone.layer1[0].bn1
+    chosen = torch.tensor([0, 2, 3, 5, 7, 9])
+    with torch.no_grad():
+        bn.bias[chosen] = torch.tensor([0.1, -0.1, 0.2, -0.3, 0.1, -0.2])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    zero_filters(group, chosen, [opt])
+    predicted = can_regrow(group, chosen)
+    assert predicted.tolist() == [True, False, True, False, True, False]
+    train_steps(model, x, opt, 3)
+    regrown = conv.weight.detach()[chosen].flatten(1).norm(dim=1) > 0
+    assert regrown.tolist() == predicted.tolist()
+    # without norm layers every zeroed filter can regrow
+    lenet, y = build_classifier('lenet5')
+    plain = graph_of(lenet, y).groups()[0]
+    assert can_regrow(plain, torch.tensor([0, 1])).all()
 
 
 class Fixed(BaseCriterion):
@@ -181,6 +206,9 @@ def test_psfp_run_keeps_channels_that_were_soft_pruned(tmp_path, mnist_root):
     recovered = [int(line.split(' soft-pruned recovered')[0].split()[-1])
                  for line in log.splitlines() if 'soft-pruned recovered' in line]
     assert sum(recovered) > 0
+    regrowable = [int(n) for n in re.findall(
+        r'(\d+) of the \d+ zeroed can regrow', log)]
+    assert regrowable and sum(regrowable) > 0
     # and those channels carry real weights: in a residual group a channel
     # is kept when the group's filters of it regrew, though a producer
     # behind a BN whose beta is negative gets no gradient to regrow by

@@ -34,7 +34,7 @@ from torch.optim import Optimizer
 from prunedet.criteria import BaseCriterion
 from .flops import FlopsEstimate
 from .groups import ChannelGraph, ChannelGroup
-from .soft import SOFT_MODES, SOFT_PRUNE, hold_masked, release
+from .soft import SOFT_MODES, SOFT_PRUNE, can_regrow, hold_masked, release
 from .surgery import remove_channels
 
 TARGETS = ('channels', 'flops')
@@ -52,6 +52,7 @@ class StepResult:
     soft: int = 0
     hard: int = 0
     recovered: int = 0  # soft-pruned at the last step, not selected now
+    regrowable: int = 0  # of this step's zeroed channels, those that can
     channels: Dict[str, List[int]] = field(default_factory=dict)
     postponed: Optional[str] = None  # why nothing was pruned
     dead: List[str] = field(default_factory=list)  # all-zero scores
@@ -387,6 +388,9 @@ class ChannelPruner:
             if soft.any():
                 SOFT_PRUNE[self.soft_mode](g, soft.nonzero().flatten(),
                                            optimizers, self.generator)
+                if self.soft_mode == 'zero':
+                    result.regrowable += int(
+                        can_regrow(g, soft.nonzero().flatten()).sum())
             self.streaks[g.name] = torch.where(selected,
                                                self.streaks[g.name] + 1, 0)
             self.soft[g.name] = soft

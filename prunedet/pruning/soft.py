@@ -39,11 +39,13 @@ momentum-driven one.
 from typing import Iterable, List, Optional
 
 import torch
+import torch.nn as nn
 from torch.optim import Optimizer
 
 from .groups import PRUNABLE_ROOTS, ChannelGroup, ParamSlice
 
 SOFT_MODES = ('zero', 'reinit', 'mask')
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
 FIRST_MOMENTS = ('momentum_buffer', 'exp_avg')
 
 
@@ -86,6 +88,25 @@ def zero_filters(group: ChannelGroup,
     filters = _filters(group)
     _fill(filters, channels, 0.)
     _reset_state(optimizers, filters, channels, FIRST_MOMENTS)
+
+
+def can_regrow(group: ChannelGroup, channels: torch.Tensor) -> torch.Tensor:
+    """Which zeroed ``channels`` can get a gradient to regrow by
+    (``'zero'`` mode): those of a group without norm layers, and those whose
+    norm shift beta is positive in one of the group's norm layers. Behind a
+    norm and a ReLU a zeroed filter outputs ``relu(beta)``, so with
+    ``beta <= 0`` no gradient reaches it; the count of recovered channels
+    only means something beside this one."""
+    shifts = [
+        s for s in group.producers
+        if isinstance(s.module, _NORMS) and s.name == 'bias'
+    ]
+    if not shifts:
+        return torch.ones(len(channels), dtype=torch.bool)
+    positive = sum(
+        s.per_channel((s.param.detach() > 0).float().cpu(),
+                      group.num_channels) for s in shifts)
+    return positive[channels] > 0
 
 
 def reinit_filters(group: ChannelGroup,

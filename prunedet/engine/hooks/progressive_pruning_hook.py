@@ -440,10 +440,14 @@ class ProgressivePruningHook(Hook):
         what = f'{count} weakest channels' if count else \
             f'ratio {result.ratio:.3f} of the {self.target}'
         of = '' if count else f'/{self.schedule.num_steps}'
+        # behind a norm and a ReLU, a zeroed filter regrows only if beta > 0
+        regrow = f', {result.regrowable} of the {result.soft} zeroed can ' \
+            'regrow (no norm, or its beta > 0)' if \
+            self.pruner.soft_mode == 'zero' and result.soft else ''
         lines = [
             f'Pruning step {self.steps_done}{of} ({unit} {done}): {what}, '
             f'{result.soft} soft + {result.hard} hard pruned, '
-            f'{result.recovered} soft-pruned recovered; channels '
+            f'{result.recovered} soft-pruned recovered{regrow}; channels '
             f'{kept}/{total}, params {_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
         ]
