@@ -207,3 +207,19 @@ def test_an_absurd_input_shape_is_refused_naming_the_field():
     with pytest.raises(ValueError, match=r'input_shape=\[1, 60000, 60000\]'):
         ProgressivePruningHook(input_shape=[1, 60000, 60000])
     ProgressivePruningHook(input_shape=[3, 1333, 800])  # a detector's
+
+
+def test_resume_without_a_seed_keeps_the_data_order(tmp_path_factory,
+                                                    mnist_root):
+    """``randomness.seed=None`` (mmengine draws one): the dataloader is
+    built before the checkpoint is loaded, so its sampler took the resumed
+    run's new seed; the checkpoint's sampler seed puts the order back."""
+
+    def make_cfg(work):
+        cfg = lenet_cfg(work, mnist_root, True, 'reinit', 'GradientNorm',
+                        True)
+        cfg.randomness = dict(seed=None)
+        return cfg
+
+    assert_resumes_exactly(make_cfg, tmp_path_factory.mktemp('unseeded'),
+                           'epoch_1', 'epoch_3')

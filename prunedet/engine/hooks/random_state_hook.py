@@ -31,6 +31,24 @@ def loader_generators(runner) -> Dict[str, torch.Generator]:
     return found
 
 
+def sampler_seeds(runner) -> Dict[str, object]:
+    """The training samplers' seeds, by owner. mmengine builds the
+    dataloader before it resumes, so with ``randomness.seed=None`` a resumed
+    run's samplers would take the new run's seed (another data order)."""
+    loader = runner.train_dataloader
+    batch_sampler = getattr(loader, 'batch_sampler', None)
+    owners = dict(
+        sampler=getattr(loader, 'sampler', None),
+        batch_sampler=batch_sampler,
+        batch_sampler_sampler=getattr(batch_sampler, 'sampler', None))
+    return {
+        name: owner
+        for name, owner in owners.items()
+        if isinstance(getattr(owner, 'seed', None), int)
+        and not isinstance(owner.seed, bool)
+    }
+
+
 class _SeatBeforeFetch:
     """``IterBasedTrainLoop``'s data iterator, which lets the hook seat the
     random state right before the next training batch is fetched (the loop
@@ -70,7 +88,9 @@ class RandomStateHook(Hook):
     called).
 
     Saved per rank (torch CPU and CUDA, numpy, Python ``random``, the
-    training dataloader's and samplers' own generators): every rank's state
+    training dataloader's and samplers' own generators), with the samplers'
+    seeds (with ``randomness.seed=None`` the resumed run draws a new one
+    before it loads the checkpoint): every rank's state
     is gathered into the checkpoint rank 0 writes, and each rank restores
     its own. A checkpoint of another world size restores the ranks it has;
     one without a random state resumes with a warning. Hooks keep their own
@@ -118,6 +138,7 @@ class RandomStateHook(Hook):
                 'pairing) differs from the uninterrupted run')
             return
         self._pending = self._own_state(runner, loaded)
+        self._restore_sampler_seeds(runner, loaded.get('sampler_seeds', {}))
 
     def before_train_epoch(self, runner) -> None:
         if not isinstance(runner.train_loop, IterBasedTrainLoop):
@@ -146,7 +167,12 @@ class RandomStateHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self._saved is None:  # mid-epoch: not seated, rank 0's at least
             self._saved = [random_state.capture(loader_generators(runner))]
-        checkpoint[KEY] = dict(ranks=self._saved)
+        checkpoint[KEY] = dict(
+            ranks=self._saved,
+            sampler_seeds={
+                name: owner.seed
+                for name, owner in sampler_seeds(runner).items()
+            })
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = checkpoint.get(KEY)
@@ -171,6 +197,26 @@ class RandomStateHook(Hook):
             runner.logger.warning(
                 f'RandomStateHook: the checkpoint has no state for the '
                 f'generators of {missing}; they go on from their seeds')
+
+    @staticmethod
+    def _restore_sampler_seeds(runner, saved) -> None:
+        """Before the first batch is drawn (samplers seed their order when
+        their iterator starts)."""
+        if not isinstance(saved, dict):
+            raise ValueError(f'checkpoint field {KEY}.sampler_seeds must map '
+                             f'sampler names to seeds, got {saved!r}')
+        for name, owner in sampler_seeds(runner).items():
+            seed = saved.get(name)
+            if seed is None:
+                continue
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise ValueError(f'checkpoint field {KEY}.sampler_seeds.'
+                                 f'{name} must be an integer, got {seed!r}')
+            if seed != owner.seed:
+                runner.logger.info(
+                    f'RandomStateHook: the {name} goes on with the seed of '
+                    f'the resumed run ({seed}, not {owner.seed})')
+                owner.seed = seed
 
     def _own_state(self, runner, loaded) -> Optional[dict]:
         """This rank's entry of a loaded random state, checked."""
