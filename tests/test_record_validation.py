@@ -366,3 +366,34 @@ def test_a_mutated_record_loads_exactly_or_is_refused_naming_the_layer(
             assert model(torch.randn(1, 1, 32, 32),
                          mode='tensor').shape == (1, 10)
     assert time.perf_counter() - start < SECONDS
+
+
+@pytest.mark.parametrize('layer,count', [('backbone.features.0', 10**9),
+                                         ('backbone.nothing', 3)])
+def test_a_pruning_state_wider_than_the_model_is_refused(
+        tmp_path, lenet, mnist_root, layer, count):
+    """``pruning.original`` sets how far each layer is pruned: 10**9 would
+    leave it whole with pruning "finished"; a layer the model lacks is not
+    this model's state."""
+    runner = build_runner(small_cfg('classification/lenet5_mnist_rpgp.py',
+                                    tmp_path / 'w', mnist_root))
+    path = edited(lenet, tmp_path / 'wide.pth',
+                  lambda c: c['pruning'].update(original={layer: count}))
+    refused(lambda: runner.load_checkpoint(path), path, layer,
+            'pruning.original')
+
+
+def test_a_pruning_state_narrower_than_the_model_is_refused():
+    """Fewer channels before pruning than the model has now would cut the
+    layer far below its target: refused when the pruner is built."""
+    from prunedet.criteria import L1Norm
+    from prunedet.pruning.pruner import ChannelPruner
+    model = init_model(Config.fromfile(LENET))
+    graph = ChannelGraph(model, torch.randn(2, 1, 32, 32), tensor_forward,
+                         ('backbone', ))
+    original = {g.name: g.num_channels for g in graph.groups()}
+    ChannelPruner(graph, L1Norm(), original=original)  # as saved: fine
+    original['backbone.features.3'] = 10
+    with pytest.raises(ValueError, match=r'pruning\.original.*'
+                       r'backbone\.features\.3 \(10 < 16\)'):
+        ChannelPruner(graph, L1Norm(), original=original)

@@ -114,6 +114,16 @@ class ChannelPruner:
         self.original = dict(original or
                              {g.name: g.num_channels
                               for g in self.groups})
+        wrong = [
+            f'{g.name} ({self.original.get(g.name)} < {g.num_channels})'
+            for g in self.groups
+            if not self.original.get(g.name, 0) >= g.num_channels
+        ]
+        if wrong:
+            raise ValueError(
+                'the resumed pruning state (checkpoint field '
+                'pruning.original) has fewer channels before pruning than '
+                f'the model has now, or none: {wrong[:5]}')
 
         def per_channel(dtype):
             return {

@@ -296,3 +296,19 @@ def check_pruning_state(state, known: Iterable[str],
                 raise ArchitectureRecordError(
                     f'must be {what}, got {value!r}'[:200],
                     field=f'pruning.{key}')
+
+
+def check_original_widths(state, widths: Dict[str, int]) -> None:
+    """``pruning.original`` (each group's channels before any pruning)
+    against ``widths``, the output channels of the model as its config
+    builds it: a layer of it, and no wider."""
+    original = state.get('original') if isinstance(state, dict) else None
+    if not isinstance(original, dict):
+        return
+    for layer, count in original.items():
+        if layer not in widths:
+            raise ArchitectureRecordError(
+                'no prunable layer of this model has this name', layer,
+                'pruning.original')
+        _count(count, widths[layer], layer, 'pruning.original')
+

@@ -17,7 +17,9 @@ from prunedet.engine.runner_model import (averaged_models, optimizers,
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import DEFAULT_TIMEOUT, ChannelGraph
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
-from prunedet.pruning.record_schema import check_pruning_state
+from prunedet.pruning.architecture import record_architecture
+from prunedet.pruning.record_schema import (check_original_widths,
+                                            check_pruning_state)
 from prunedet.pruning.schedules import PruningSchedule
 from prunedet.pruning.tracing import trace_forward
 from prunedet.pruning.verify import verify_graph
@@ -313,6 +315,9 @@ class ProgressivePruningHook(Hook):
         on with it, a run that only loads the model starts its own."""
         from_plain(checkpoint)
         self._check_state(checkpoint.get('pruning'))
+        widths = record_architecture(unwrap(runner.model))['channels']
+        check_original_widths(checkpoint.get('pruning'),
+                              {name: c[1] for name, c in widths.items()})
         restore_in_runner(runner, checkpoint)
         self._loaded_state = checkpoint.get('pruning')
 
