@@ -4,16 +4,15 @@ The counterpart of mmdet's ``init_detector`` / mmpretrain's ``get_model``
 for pruned checkpoints: the architecture recorded in the checkpoint shrinks
 the freshly built model before the weights are loaded, strictly.
 """
-import os.path as osp
 from typing import Optional, Union
 
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope, init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from prunedet.engine.checkpoints import from_plain, load_file
-from prunedet.engine.runner_model import architecture_of, named_file
+from prunedet.engine.checkpoints import from_plain, load_file, trust
+from prunedet.engine.runner_model import (architecture_of, load_weights,
+                                          named_file)
 from prunedet.pruning.architecture import restore_architecture
 
 
@@ -43,7 +42,8 @@ def init_model(config: Union[str, Config],
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        trusted = trusted or _listed(checkpoint, cfg)
+        trust(f for f in cfg.get('trusted_checkpoints', None) or ()
+              if f and '://' not in f)
         ckpt = load_file(checkpoint, map_location='cpu', trusted=trusted)
         from_plain(ckpt)
         record = architecture_of(ckpt)
@@ -51,19 +51,7 @@ def init_model(config: Union[str, Config],
             with named_file(checkpoint):
                 restore_architecture(model, record,
                                      ckpt.get('state_dict', ckpt))
-        try:
-            _load_checkpoint_to_model(model, ckpt, strict=True)
-        except RuntimeError as error:
-            raise RuntimeError(f'{checkpoint} does not fit the model of this '
-                               f'config: {error}') from None
+        load_weights(model, ckpt, checkpoint, strict=True)
     model.cfg = cfg
     return model.to(device).eval()
 
-
-def _listed(checkpoint: str, cfg: Config) -> bool:
-    """Whether the config's ``trusted_checkpoints`` names ``checkpoint``."""
-    def key(path):
-        return osp.realpath(osp.expanduser(path))
-
-    return any(f and '://' not in f and key(f) == key(checkpoint)
-               for f in cfg.get('trusted_checkpoints', None) or ())

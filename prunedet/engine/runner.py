@@ -2,12 +2,12 @@
 safely and rebuild the pruned models they hold."""
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from .checkpoints import from_plain, use_safe_loaders
 from .hooks.random_state_hook import RandomStateHook
-from .runner_model import named_file, restore_in_runner, unwrap
+from .runner_model import (load_weights, named_file, restore_in_runner,
+                           unwrap)
 
 
 @RUNNERS.register_module()
@@ -59,17 +59,8 @@ class PruningRunner(Runner):
             self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
             restore_in_runner(self, checkpoint)
         strict = strict or self.strict_load
-        try:
-            checkpoint = _load_checkpoint_to_model(
-                unwrap(self.model),
-                checkpoint,
-                strict,
-                revise_keys=revise_keys)  # the fourth parameter is logger
-        except RuntimeError as error:
-            if not strict:
-                raise
-            raise RuntimeError(f'{filename} does not fit the model of this '
-                               f'config: {error}') from None
+        checkpoint = load_weights(unwrap(self.model), checkpoint, filename,
+                                  strict, revise_keys=revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint

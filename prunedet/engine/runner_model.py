@@ -109,32 +109,18 @@ def restore_in_runner(runner, checkpoint: dict) -> List[str]:
     return changed
 
 
-def load_checkpoint(runner, filename: str, strict: bool = True) -> dict:
-    """``Runner.load_checkpoint``, strict by default, for any config.
-
-    mmengine loads ``load_from`` non-strictly: a pruned checkpoint in an
-    unpruned config, or one of another model, leaves layers at random
-    initialisation with a warning. Here missing, unexpected or misshapen
-    weights are an error, and the pruned architecture is rebuilt even when
-    the config has none of prunedet's hooks.
-    """
+def load_weights(model, checkpoint: dict, filename: str, strict: bool,
+                 **kwargs) -> dict:
+    """mmengine's copy of a checkpoint's weights into ``model``; in a strict
+    load, weights that do not fit are an error naming the file."""
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
-
-    from .checkpoints import from_plain, load_file
-    checkpoint = load_file(filename, map_location='cpu')
-    with named_file(filename):
-        from_plain(checkpoint)
-        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        restore_in_runner(runner, checkpoint)
     try:
-        _load_checkpoint_to_model(
-            unwrap(runner.model), checkpoint, strict=strict)
+        return _load_checkpoint_to_model(model, checkpoint, strict, **kwargs)
     except RuntimeError as error:
+        if not strict:
+            raise
         raise RuntimeError(f'{filename} does not fit the model of this '
                            f'config: {error}') from None
-    runner._has_loaded = True
-    runner.logger.info(f'Load checkpoint from {filename}')
-    return checkpoint
 
 
 def averaged_models(runner) -> list:
