@@ -425,6 +425,9 @@ def test_pruning_while_adapting_then_test_py_on_the_checkpoint(
     log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
     assert 'loss_mmd' in log
     assert ('neck.fc: ' in log) == (method == 'rpgp')  # pruned layers
+    # iteratively, a few channels (TCP: step_channels) a step, not at once
+    assert log.count('Pruning step ') >= 2
+    assert ('8 weakest channels' in log) == (method == 'tcp')
 
     out = str(tmp_path / 'predictions.pkl')
     metrics = load_tool('test').main([
