@@ -4,6 +4,8 @@ import json
 import os
 import os.path as osp
 
+import pytest
+
 from test_tools_and_readme import load_tool
 
 TINY = [
@@ -115,3 +117,73 @@ def test_no_cfg_options_and_a_tool_exiting_are_handled(tmp_path, monkeypatch):
     assert row['error'] == 'SystemExit: 2'
     assert [name for name, _ in calls] == ['train', 'test']
     assert '--cfg-options' not in calls[1][1]
+
+
+def test_fewer_epochs_move_the_learning_rate_steps_with_them():
+    """An 8-epoch run of a 20-epoch schedule decays at the same fractions
+    (milestones 10, 15 -> 4, 6); a step that would fall on or after the end
+    is dropped, not left past it."""
+    tool = load_tool('analysis/compare_methods')
+    cfg = dict(train_cfg=dict(max_epochs=20),
+               param_scheduler=dict(type='MultiStepLR', by_epoch=True,
+                                    milestones=[10, 15]))
+    assert tool.schedule_options(cfg, 8) == [
+        'train_cfg.max_epochs=8', 'param_scheduler.milestones=[4,6]']
+    assert tool.schedule_options(cfg, 20) == []
+    assert tool.schedule_options(cfg, 2) == [
+        'train_cfg.max_epochs=2', 'param_scheduler.milestones=[1]']
+    listed = dict(train_cfg=dict(max_epochs=12), param_scheduler=[
+        dict(type='LinearLR', by_epoch=False, end=500),  # warm-up: iters
+        dict(type='CosineAnnealingLR', by_epoch=True, T_max=12, begin=0,
+             end=12)])
+    assert tool.schedule_options(listed, 6) == [
+        'train_cfg.max_epochs=6', 'param_scheduler.1.T_max=6',
+        'param_scheduler.1.end=6']
+
+
+def test_equal_compute_splits_the_budget_and_charges_the_baseline():
+    tool = load_tool('analysis/compare_methods')
+    assert tool.split_epochs([8, None, 4], 9) == [6, None, 3]
+    assert tool.split_epochs([1, 30], 4) == [1, 3]  # at least one each
+    assert sum(e or 0 for e in tool.split_epochs([5, 3, 3], 7)) == 7
+    with pytest.raises(ValueError, match='2 training stages'):
+        tool.split_epochs([4, 4], 1)
+    runs = tool.Runs('classification/lenet5_fashion_mnist', '.', [],
+                     scale=0.4)
+    stages = tool.method_stages('classification/lenet5_fashion_mnist')
+    assert runs.baseline_epochs() == 8  # 20 x 0.4
+    # from scratch: all of the budget; from the baseline: what it leaves
+    assert runs.protocol_epochs('rpgp', stages['rpgp'][0], 'equal', 14) \
+        == [14]
+    taylor = runs.protocol_epochs('taylor', stages['taylor'][0], 'equal', 14)
+    assert taylor == [6]
+    dcp = runs.protocol_epochs('dcp', stages['dcp'][0], 'equal', 14)
+    assert dcp[1] is None and dcp[0] + dcp[2] == 6
+
+
+def _row(method, acc, seed, ratio=0.7):
+    return dict(method=method, ratio=ratio, seed=seed, protocol='paper',
+                params=1e4, flops=1e6, seconds=10., epochs=8,
+                **{'accuracy/top1': acc})
+
+
+def test_cells_report_mean_std_range_and_what_the_seeds_cannot_tell_apart():
+    tool = load_tool('analysis/compare_methods')
+    rows = [_row('baseline', a, s, None) for s, a in enumerate((90, 91, 92))]
+    rows += [_row('rpgp', a, s) for s, a in enumerate((88., 89., 90.))]
+    rows += [_row('l1', a, s) for s, a in enumerate((89.5, 90.5, 91.5))]
+    rows += [_row('psfp', a, s) for s, a in enumerate((80., 81., 82.))]
+    rows.append(dict(_row('taylor', 0, 0), error='RuntimeError: boom'))
+    cells = {c['method']: c for c in tool.cells(rows)}
+    l1, rpgp, psfp = cells['l1'], cells['rpgp'], cells['psfp']
+    assert abs(l1['mean'] - 9.5) < 1e-9  # error = 100 - accuracy
+    assert abs(l1['std'] - 1.) < 1e-9 and (l1['low'], l1['high']) == (8.5, 10.5)
+    assert l1['spread'] == 'best'
+    assert rpgp['spread'] == 'within spread of l1'  # 10-12 overlaps 8.5-10.5
+    assert psfp['spread'] == ''  # 18-20: apart
+    assert cells['taylor']['ok'] == 0 and 'error' in cells['taylor']
+    lines = {l['method']: l for l in tool.table(rows)}
+    assert lines['rpgp']['error (%)'] == '11.00 ± 1.00'
+    assert lines['rpgp']['range'] == '10.00-12.00'
+    assert lines['rpgp']['gap'] == '+2.00' and lines['rpgp']['seeds'] == '3/3'
+    assert lines['taylor']['result'].startswith('failed')

@@ -1,10 +1,14 @@
 """Channel selection: ratios, FLOPs targets, soft versus hard pruning."""
+import copy
+
 import pytest
 import torch
 
 from models import build_classifier, graph_of
 from prunedet.criteria import L1Norm
 from prunedet.pruning.flops import FlopsEstimate, measure_flops
+from prunedet.pruning.mirrors import record_attributes
+from prunedet.pruning.phases import PHASES
 from prunedet.pruning.pruner import ChannelPruner
 from prunedet.pruning.tracing import tensor_forward
 
@@ -143,3 +147,61 @@ def test_global_plans_with_rounding_reach_the_target_in_whole_units():
     assert measured / total <= 0.70
     for name, kept in channels(pruner).items():
         assert kept % 8 == 0 or kept == pruner.original[name]
+
+
+def test_a_second_event_cuts_as_if_everything_were_built_afresh():
+    """What the graph keeps from one event to the next (each root's full
+    group, index mappings, channel counts of nodes; the mirrored attributes
+    are set once per event) must follow every cut: the second of two events
+    gives the weights, EMA copy, optimizer state and attributes that a
+    graph and pruner built afresh on the once-pruned model give."""
+
+    def run(fresh_second: bool):
+        torch.manual_seed(0)
+        model, x = build_classifier('resnet20')
+        ema = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def train():
+            optimizer.zero_grad()
+            model(x, mode='tensor').square().mean().backward()
+            optimizer.step()
+
+        def pruner_for(original=None):
+            return ChannelPruner(graph_of(model, x[:2]), L1Norm(),
+                                 global_ranking=True, original=original)
+
+        train()
+        pruner = pruner_for()
+        timings = {}
+        first = pruner.step(0.2, optimizers=[optimizer], mirrors=[ema],
+                            timings=timings)
+        assert first.hard > 0 and set(timings) <= set(PHASES)
+        assert {'scoring', 'planning', 'graph', 'surgery', 'optimizer',
+                'regroup'} <= set(timings)
+        train()
+        if fresh_second:
+            pruner = pruner_for(pruner.original)
+        assert pruner.step(0.4, last=True, optimizers=[optimizer],
+                           mirrors=[ema]).hard > 0
+        return model, ema, optimizer, pruner
+
+    kept = run(fresh_second=False)
+    fresh = run(fresh_second=True)
+    for a, b in zip(kept[:2], fresh[:2]):  # model and EMA copy
+        assert record_attributes(a) == record_attributes(b)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert list(sa) == list(sb)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    oa, ob = kept[2].state_dict(), fresh[2].state_dict()
+    assert oa['param_groups'] == ob['param_groups']
+    assert oa['state'].keys() == ob['state'].keys()
+    for i, state in oa['state'].items():
+        assert torch.equal(state['momentum_buffer'],
+                           ob['state'][i]['momentum_buffer'])
+    assert kept[3].channels() == fresh[3].channels()
+    # the groups the first pruner kept are those of a graph built now
+    model, x = kept[0], torch.randn(2, 3, 32, 32)
+    now = graph_of(model, x).groups()
+    assert [(g.name, g.num_channels, g.members) for g in kept[3].groups] == \
+        [(g.name, g.num_channels, g.members) for g in now]

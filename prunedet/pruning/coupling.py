@@ -121,6 +121,11 @@ def scale_dims(module: nn.Module) -> Optional[Dict[str, int]]:
 
 
 _UNSEEN = object()
+_TWO_SIDED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# nodes whose edges' index mappings Torch-Pruning's update_index_mapping sets
+_REMAPPED = frozenset((ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.RESHAPE,
+                       ops.OPTYPE.UNBIND, ops.OPTYPE.EXPAND,
+                       ops.OPTYPE.SLICE))
 
 
 class OrbitLog:
@@ -179,6 +184,66 @@ class DependencyGraph(tp.DependencyGraph):
     def __init__(self, cats: Optional[Dict[object, CatRecord]] = None):
         super().__init__()
         self.cats = {} if cats is None else cats  # filled while tracing
+        # What only a cut changes is kept until the next one: the index
+        # mappings Torch-Pruning re-derives from the channel counts before
+        # a group search, and the channel counts of nodes. ``version``
+        # counts the cuts (:meth:`invalidate`); each (node, side) cut
+        # remembers the last version that cut it (:meth:`unchanged_since`).
+        self.version = 0
+        self._mapped_at: Optional[int] = None
+        self._widths: Dict[tuple, Optional[int]] = {}
+        self._widths_at = 0
+        self._cut_at: Dict[tuple, int] = {}
+        self._all_cut_at = 0
+
+    def invalidate(self, cut: Optional[Group] = None) -> None:
+        """The model lost channels: what was derived from them is stale.
+        ``cut``: the group that was cut (what it touched); ``None``: any
+        layer may have changed. :func:`~.surgery.remove_channels` calls it
+        after every cut; anything else that changes a layer of the graph
+        must too."""
+        self.version += 1
+        if cut is None:
+            self._all_cut_at = self.version
+            return
+        for item in cut:
+            self._cut_at[self.cut_key(item)] = self.version
+
+    def cut_key(self, item: GroupItem) -> tuple:
+        """What cutting a group item changes: a conv's or linear layer's
+        input and output channels are separate axes (a cut of one leaves
+        the other's indices as they were); any other node (a norm, a
+        per-channel scale, a depthwise conv, an add, a concat, a reshape)
+        is one."""
+        node = item.dep.target
+        module = node.module
+        if isinstance(module, _TWO_SIDED) and \
+                getattr(module, 'groups', 1) == 1:
+            return node, self.is_out_channel_pruning_fn(item.dep.handler)
+        return node, None
+
+    def unchanged_since(self, version: int, keys) -> bool:
+        """Whether no cut after graph version ``version`` touched any of
+        ``keys`` (:meth:`cut_key` of group items)."""
+        if self._all_cut_at > version:
+            return False
+        cut_at = self._cut_at
+        return all(cut_at.get(k, -1) <= version for k in keys)
+
+    def widths(self) -> Dict[tuple, Optional[int]]:
+        """``(node, output_nr) -> channels`` known since the last cut
+        (:func:`node_channels`)."""
+        if self._widths_at != self.version:
+            self._widths, self._widths_at = {}, self.version
+        return self._widths
+
+    def update_index_mapping(self) -> None:
+        """Torch-Pruning's re-derivation of the concat, split and reshape
+        index mappings from the channel counts, once after each cut (it
+        gives the same mappings until the counts change)."""
+        if self._mapped_at != self.version:
+            index_mapping.update_index_mapping(self)
+            self._mapped_at = self.version
 
     def _build_dependency(self, module2node):
         """Give each concat the sizes it was traced with before
@@ -206,7 +271,6 @@ class DependencyGraph(tp.DependencyGraph):
             pruning_fn = function.prune_depthwise_conv_out_channels
         if isinstance(idxs, Number):
             idxs = [idxs]
-        index_mapping.update_index_mapping(self)
         root = self.module2node[module]
         log = OrbitLog.active
         reached: Dict[tuple, tuple] = {}  # (node, fn) -> (dep, {idx: root})
@@ -232,11 +296,20 @@ class DependencyGraph(tp.DependencyGraph):
 
         add(Dependency(pruning_fn, pruning_fn, source=root, target=root),
             [_HybridIndex(int(i), int(i)) for i in idxs])
+        # Torch-Pruning re-derives the mappings of the edges of these nodes
+        # from the channel counts before every search; here only once after
+        # a cut, and only when a search reaches such an edge (most groups
+        # never pass a concat, split or reshape)
+        fresh = self._mapped_at == self.version
         while stack:
             dep, items = stack.pop()
             for new_dep in dep.target.dependencies:
                 if not new_dep.is_triggered_by(dep.handler):
                     continue
+                if not fresh and (new_dep.source.type in _REMAPPED
+                                  or new_dep.target.type in _REMAPPED):
+                    self.update_index_mapping()
+                    fresh = True
                 mapped = items
                 for mapping in new_dep.index_mapping:
                     if mapping is not None:
@@ -256,6 +329,31 @@ class DependencyGraph(tp.DependencyGraph):
             item.root_idxs = [known[i] for i in plain]
             group.items.append(item)
         return group
+
+
+def subgroup(full: Group, channels: Sequence[int]) -> Optional[Group]:
+    """The group that a search from root ``channels`` finds, taken from
+    ``full``, the group of all the root's channels (``None`` if it cannot
+    be).
+
+    The search maps each channel on its own, so a channel reaches what it
+    reaches whichever others go with it: an item's indices are those whose
+    root channel is chosen. Where root channels meet (orbits) the full
+    group records the first; the caller chooses whole orbits. An index
+    whose root was lost on the way (``None``) cannot be placed: search."""
+    chosen = set(int(c) for c in channels)
+    group = Group()
+    group._DG = full._DG
+    for item in full:
+        roots = item.root_idxs
+        if roots is None or any(r is None for r in roots):
+            return None
+        idxs = [i for i, r in zip(item.idxs, roots) if r in chosen]
+        if idxs:
+            sub = GroupItem(item.dep, idxs)
+            sub.root_idxs = [r for r in roots if r in chosen]
+            group.items.append(sub)
+    return group
 
 
 class _Chunks:
@@ -343,24 +441,38 @@ class _CatPart:
 
 
 def node_channels(dg, node: Node, output_nr: int = 0) -> Optional[int]:
-    """Channels of a node's output as the model is now."""
-    seen = {}
+    """Channels of a node's output as the model is now.
 
-    def count(n: Node, nr: int) -> Optional[int]:
-        if (n, nr) in seen:
-            return seen[(n, nr)]
-        seen[(n, nr)] = None  # cycles (recurrent use) count as unknown
+    Counts are kept in the graph until its next cut (``dg.widths()``), but
+    only those that no cycle (recurrent use) reached: a count that read a
+    node still being counted as unknown depends on where the count began,
+    so it is only kept for this call."""
+    known = dg.widths() if hasattr(dg, 'widths') else {}
+    seen = {}  # this call's: (n, nr) -> (count, whether it can be kept)
+
+    def count(n: Node, nr: int) -> Tuple[Optional[int], bool]:
+        key = (n, nr)
+        if key in known:
+            return known[key], True
+        if key in seen:
+            return seen[key]
+        seen[key] = (None, False)  # cycles count as unknown
+        keep = True
         if n.type == ops.OPTYPE.SPLIT and n.module.split_sizes is not None \
                 and nr < len(n.module.split_sizes):
             result = n.module.split_sizes[nr]
         elif getattr(n.module, 'parts', None):  # a part of a slice
-            width = count(n.inputs[0], 0)
+            width, keep = count(n.inputs[0], 0)
             result = None if width is None else width // n.module.parts
         elif n.type in (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT,
                         ops.OPTYPE.ELEMENTWISE, ops.OPTYPE.RESHAPE,
                         ops.OPTYPE.UNBIND, ops.OPTYPE.EXPAND,
                         ops.OPTYPE.SLICE, ops.OPTYPE.OUTPUT):
-            ins = [count(i, 0) for i in n.inputs]
+            ins = []
+            for i in n.inputs:
+                width, kept = count(i, 0)
+                ins.append(width)
+                keep = keep and kept
             if n.type == ops.OPTYPE.CONCAT and n.module.concat_sizes:
                 result = sum(n.module.concat_sizes)
             elif n.type == ops.OPTYPE.CONCAT:
@@ -369,10 +481,12 @@ def node_channels(dg, node: Node, output_nr: int = 0) -> Optional[int]:
                 result = max((c for c in ins if c is not None), default=None)
         else:
             result = dg.get_out_channels(n)
-        seen[(n, nr)] = result
-        return result
+        seen[key] = (result, keep)
+        if keep:
+            known[key] = result
+        return result, keep
 
-    return count(node, output_nr)
+    return count(node, output_nr)[0]
 
 
 def _edges(source: Node, target: Node):
@@ -405,6 +519,11 @@ class Coupling:
             elif node.type == ops.OPTYPE.SLICE:
                 self._slice(node)
         self.shuffles = [n for n in nodes if self._shuffle(n)]
+        self._invalidate()  # channel counts read before the graph was fixed
+
+    def _invalidate(self) -> None:
+        if hasattr(self.dg, 'invalidate'):
+            self.dg.invalidate()
 
     def _concat(self, node: Node, record: Optional[CatRecord]) -> None:
         if record is None:
@@ -498,6 +617,7 @@ class Coupling:
         op = node.module
         if op.dim != 1 or len(node.inputs) != 1:
             return  # along space or time: channels pass whole
+        self._invalidate()  # counts change while nodes are being fixed
         source = node.inputs[0]
         width = node_channels(self.dg, source)
         end = min(op.end, width) if width is not None else None

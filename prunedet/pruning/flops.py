@@ -92,16 +92,24 @@ class FlopsEstimate:
             self.fixed -= flops
             if flops:
                 self.terms.append((flops, side['out'], side['in']))
+        # the groups the terms read (planning calls this many times a step)
+        self._groups = list(dict.fromkeys(
+            group for _, out, inp in self.terms for group, _ in out + inp))
 
-    def _fraction(self, keep: Dict[str, int],
-                  parts: List[Tuple[str, float]]) -> float:
-        return 1. + sum(share * (keep[group] / self.reference[group] - 1.)
-                        for group, share in parts)
+    @staticmethod
+    def _part(change: Dict[str, float],
+              parts: List[Tuple[str, float]]) -> float:
+        """A side's kept fraction: the fixed part plus each group's share
+        times its kept fraction."""
+        return 1. + sum(share * change[group] for group, share in parts)
 
     def __call__(self, keep: Dict[str, int]) -> float:
         """Estimated FLOPs with ``keep[group]`` channels in each group."""
+        # each group's kept fraction minus 1, computed once per call
+        change = {g: keep[g] / self.reference[g] - 1. for g in self._groups}
+        part = self._part
         return self.fixed + sum(
-            flops * self._fraction(keep, out) * self._fraction(keep, inp)
+            flops * part(change, out) * part(change, inp)
             for flops, out, inp in self.terms)
 
     def saving_per_channel(self, keep: Dict[str, int], group: str) -> float:

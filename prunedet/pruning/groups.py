@@ -25,7 +25,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from .coupling import (Coupling, DependencyGraph, OrbitLog, scale_dims,
-                       scale_pruners, why_not)
+                       scale_pruners, subgroup, why_not)
 from .deadline import time_budget
 from .mirrors import find_mirrors, sync_mirrors
 from .tracing import TraceRecorder
@@ -157,6 +157,9 @@ class ChannelGraph:
         self.floors: Dict[str, int] = {}
         # root -> (its width, orbits of its channels or None)
         self._orbits: Dict[nn.Module, Tuple[int, Optional[list]]] = {}
+        # root -> (graph version, Torch-Pruning's group of all its channels,
+        # what that group cuts): kept while no cut touches any of it
+        self._full: Dict[nn.Module, tuple] = {}
         self._phase = 'tracing the forward pass'
         self._recorder = TraceRecorder(model)
         was_training = model.training
@@ -227,6 +230,15 @@ class ChannelGraph:
                 return f'{self._phase}, at {dep.target.name}'
             frame = frame.f_back
         return self._phase
+
+    def invalidate(self, cut=None) -> None:
+        """The model lost channels (:func:`~.surgery.remove_channels` says
+        so after every cut, with the Torch-Pruning group it cut; ``None``:
+        anything may have changed). What the graph keeps from one search to
+        the next is derived again: index mappings and channel counts of
+        nodes after any cut, the full group of a root after a cut that
+        touched one of its layers (on the same side) or ops."""
+        self.dg.invalidate(cut)
 
     def sync_attributes(self, copies: Iterable[nn.Module] = ()) -> List[str]:
         """After a prune: set the attributes that mirror channel counts
@@ -313,10 +325,22 @@ class ChannelGraph:
         """Torch-Pruning's group of all of ``root``'s channels; notes which
         of them are tied into orbits."""
         width = self.out_channels(root)
+        version = self.dg.version
         with OrbitLog() as log:
             group = self._expand(root, range(width))
         self._orbits[root] = (width, log.orbits(width))
+        self._full[root] = (version, group,
+                            frozenset(self.dg.cut_key(i) for i in group))
         return group
+
+    def _current_full(self, root: nn.Module):
+        """``root``'s full group if no cut since its search touched it
+        (then a search now would find the same), else ``None``."""
+        cached = self._full.get(root)
+        if cached is None or not self.dg.unchanged_since(cached[0],
+                                                         cached[2]):
+            return None
+        return cached[1]
 
     def orbits(self, root: nn.Module) -> Optional[List[List[int]]]:
         """The root channels each group channel stands for (``None``: one
@@ -333,7 +357,9 @@ class ChannelGraph:
         channels = list(channels)
         if orbits is not None:
             channels = sorted(i for c in channels for i in orbits[int(c)])
-        return self._expand(root, channels)
+        full = self._current_full(root)
+        group = subgroup(full, channels) if full is not None else None
+        return group if group is not None else self._expand(root, channels)
 
     def groups(self, names: Optional[Iterable[str]] = None
                ) -> List[ChannelGroup]:
@@ -344,7 +370,9 @@ class ChannelGraph:
         return [self._group(root) for root in roots]
 
     def _group(self, root: nn.Module) -> ChannelGroup:
-        tp_group = self._full_group(root)
+        tp_group = self._current_full(root)
+        if tp_group is None:
+            tp_group = self._full_group(root)
         orbits = self._orbits[root][1]
         num = self.out_channels(root) if orbits is None else len(orbits)
         orbit_of = None if orbits is None else {

@@ -34,6 +34,7 @@ from torch.optim import Optimizer
 from prunedet.criteria import BaseCriterion
 from .flops import FlopsEstimate
 from .groups import ChannelGraph, ChannelGroup
+from .phases import phase
 from .soft import SOFT_MODES, SOFT_PRUNE, can_regrow, hold_masked, release
 from .surgery import remove_channels
 
@@ -230,10 +231,18 @@ class ChannelPruner:
         """Same channel ratio in every group, found by bisection so that the
         estimated FLOPs meet the target."""
         goal = (1. - ratio) * self.flops.original
+        estimates = {}  # the last steps of the bisection repeat plans
+
+        def flops(keep):
+            key = tuple(keep.values())
+            if key not in estimates:
+                estimates[key] = self.flops(keep)
+            return estimates[key]
+
         lo, hi = 0., 1.
         for _ in range(40):
             mid = (lo + hi) / 2
-            if self.flops(self._uniform(mid, live)) > goal:
+            if flops(self._uniform(mid, live)) > goal:
                 lo = mid
             else:
                 hi = mid
@@ -363,23 +372,57 @@ class ChannelPruner:
              last: bool = False,
              optimizers: Iterable[Optimizer] = (),
              mirrors=(),
-             count: Optional[int] = None) -> StepResult:
+             count: Optional[int] = None,
+             timings: Optional[Dict[str, float]] = None) -> StepResult:
         """Score, decide on rank 0, broadcast, apply on every rank.
         ``count``: remove that many channels instead of reaching ``ratio``.
+        ``timings``: seconds per phase of the step are added there
+        (:data:`.phases.PHASES`).
         """
-        scores = self.scores()
-        decision = [self.decide(ratio, last, scores, count)
-                    if dist.get_rank() == 0 else None]
-        if dist.get_world_size() > 1:
-            dist.broadcast_object_list(decision, src=0)
-        return self.apply(ratio, decision[0], list(optimizers), mirrors)
+        with phase(timings, 'scoring'):
+            scores = self.scores()
+        with phase(timings, 'planning'):
+            decision = [self.decide(ratio, last, scores, count)
+                        if dist.get_rank() == 0 else None]
+            if dist.get_world_size() > 1:
+                dist.broadcast_object_list(decision, src=0)
+        return self.apply(ratio, decision[0], list(optimizers), mirrors,
+                          timings)
 
     def apply(self, ratio: float, decision: dict,
-              optimizers: List[Optimizer], mirrors=()) -> StepResult:
+              optimizers: List[Optimizer], mirrors=(),
+              timings: Optional[Dict[str, float]] = None) -> StepResult:
         if decision.get('postponed'):
             return StepResult(
                 ratio, postponed=decision['postponed'],
                 channels=self.channels())
+        with phase(timings, 'soft'):
+            result, removals = self._soft(ratio, decision, optimizers)
+        try:
+            for g, hard in removals:
+                remove_channels(self.graph, g,
+                                hard.nonzero().flatten().tolist(),
+                                optimizers, mirrors, sync_attributes=False,
+                                timings=timings)
+                for state in (self.streaks, self.soft, self.ever_soft):
+                    state[g.name] = state[g.name][~hard]
+        finally:
+            if removals:  # once, after every cut (even a failed one)
+                with phase(timings, 'attributes'):
+                    self.graph.sync_attributes(mirrors)
+        if removals:
+            with phase(timings, 'regroup'):
+                self.refresh()
+        self.criterion.reset()
+        result.channels = self.channels()
+        return result
+
+    def _soft(self, ratio: float, decision: dict,
+              optimizers: List[Optimizer]):
+        """Soft-prune, release and count the selection of every group, and
+        update its per-channel state; returns the step's result so far and
+        the ``(group, channels to remove)`` of each group that loses
+        some."""
         result = StepResult(ratio, dead=decision['dead'])
         removals = []
         for g in self.groups:
@@ -409,17 +452,7 @@ class ChannelPruner:
             result.hard += int(hard.sum())
             if hard.any():
                 removals.append((g, hard))
-        for g, hard in removals:
-            remove_channels(self.graph, g,
-                            hard.nonzero().flatten().tolist(), optimizers,
-                            mirrors)
-            for state in (self.streaks, self.soft, self.ever_soft):
-                state[g.name] = state[g.name][~hard]
-        if removals:
-            self.refresh()
-        self.criterion.reset()
-        result.channels = self.channels()
-        return result
+        return result, removals
 
     def hold(self, optimizers: Iterable[Optimizer] = ()) -> None:
         """``soft_mode='mask'``: zero the masked channels again (after every

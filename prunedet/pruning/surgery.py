@@ -7,7 +7,7 @@ same indices as its parameter and re-keyed to the new parameter, in every
 param group: training continues without rebuilding the optimizer, and the
 param schedulers, which only see the param groups, keep their state.
 """
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 
 from .layers import settle_group_norm
 from .groups import ChannelGraph, ChannelGroup, param_dims
+from .phases import phase
 
 # old parameter -> [(dim, indices kept along dim)]; a layer whose inputs and
 # outputs are in the same group (an FPN's extra conv reading a level that a
@@ -26,13 +27,51 @@ def remove_channels(graph: ChannelGraph,
                     group: ChannelGroup,
                     channels: Iterable[int],
                     optimizers: Iterable[Optimizer] = (),
-                    mirrors: Iterable[nn.Module] = ()) -> None:
+                    mirrors: Iterable[nn.Module] = (),
+                    sync_attributes: bool = True,
+                    timings: Optional[Dict[str, float]] = None) -> None:
     """Physically remove ``channels`` of ``group`` from every coupled layer,
     and cut the optimizers' state to match.
 
     ``mirrors`` are copies of the model with the same module names (an EMA
     model): the same layers lose the same channels there.
+    ``sync_attributes=False`` leaves the attributes that mirror channel
+    counts to the caller (``graph.sync_attributes(mirrors)`` once after
+    several cuts: nothing that cuts reads them). ``timings``: seconds per
+    phase are added there (:mod:`.phases`).
     """
+    with phase(timings, 'graph'):
+        tp_group, plan, owners, replay = _slice_plan(graph, group, channels)
+    with phase(timings, 'surgery'):
+        tp_group.prune(record_history=False)
+        for module, _, _ in owners:
+            settle_group_norm(module)
+        graph.invalidate(tp_group)  # what it cut is derived again
+        new_params = {}
+        for module, pname, old in owners:
+            new = getattr(module, pname)
+            new.requires_grad_(old.requires_grad)
+            new_params[old] = new
+    with phase(timings, 'optimizer'):
+        for optimizer in optimizers:
+            rebind_optimizer(optimizer, new_params, plan)
+    with phase(timings, 'surgery'):  # the same cut in the copies
+        for mirror in mirrors:
+            modules = dict(mirror.named_modules())
+            for name, dep, idxs in replay:
+                dep.handler.__self__.pruning_dim = dep.target.pruning_dim
+                dep.handler(modules[name], idxs)
+                settle_group_norm(modules[name])
+    if sync_attributes:
+        with phase(timings, 'attributes'):
+            # out_channels, in_channels, ... follow
+            graph.sync_attributes(mirrors)
+
+
+def _slice_plan(graph: ChannelGraph, group: ChannelGroup,
+                channels: Iterable[int]):
+    """Torch-Pruning's group for removing ``channels``, and per parameter
+    the indices each cut keeps."""
     tp_group = graph.tp_group(group.root, sorted(int(c) for c in channels))
     plan: SlicePlan = {}
     owners: List[Tuple[nn.Module, str, nn.Parameter]] = []
@@ -57,23 +96,7 @@ def remove_channels(graph: ChannelGraph,
             keep = torch.ones(param.shape[dim], dtype=torch.bool)
             keep[removed] = False
             plan[param].append((dim, keep.nonzero().flatten()))
-    tp_group.prune(record_history=False)
-    for module, _, _ in owners:
-        settle_group_norm(module)
-    new_params = {}
-    for module, pname, old in owners:
-        new = getattr(module, pname)
-        new.requires_grad_(old.requires_grad)
-        new_params[old] = new
-    for optimizer in optimizers:
-        rebind_optimizer(optimizer, new_params, plan)
-    for mirror in mirrors:
-        modules = dict(mirror.named_modules())
-        for name, dep, idxs in replay:
-            dep.handler.__self__.pruning_dim = dep.target.pruning_dim
-            dep.handler(modules[name], idxs)
-            settle_group_norm(modules[name])
-    graph.sync_attributes(mirrors)  # out_channels, in_channels, ... follow
+    return tp_group, plan, owners, replay
 
 
 def rebind_optimizer(optimizer: Optimizer,
@@ -85,10 +108,12 @@ def rebind_optimizer(optimizer: Optimizer,
     indices; anything else (Adam's ``step``) is kept as it is.
     """
     plan = plan or {}
+    # by id, as tensors hash (in Python, for every parameter of the model)
+    by_id = {id(old): new for old, new in new_params.items()}
     for param_group in optimizer.param_groups:
         params = param_group['params']
         for i, p in enumerate(params):
-            new = new_params.get(p)
+            new = by_id.get(id(p))
             if new is None:
                 continue
             params[i] = new

@@ -6,8 +6,10 @@ For VGG-19 (BN) and ResNet-56 at CIFAR size, on this machine's CPU:
    in every optimizer step, as a ratio of a plain training step;
 2. hard-prune event: one ``ChannelPruner.step`` that physically removes
    channels (scoring, graph cut, optimizer surgery, regrouping), as a ratio of
-   a training step; Torch-Pruning's own ``MetaPruner.step`` on an identical
-   model (no optimizer state) is timed beside it for reference;
+   a training step, and where its time goes (the phases of
+   :data:`prunedet.pruning.phases.PHASES`); Torch-Pruning's own
+   ``MetaPruner.step`` on an identical model (no optimizer state) is timed
+   beside it for reference;
 3. inference: pruned / unpruned latency (batch 1, and batch 32) next to
    the FLOPs ratio.
 
@@ -33,6 +35,7 @@ from prunedet.deploy.latency import (TABLE_HEADER, format_rows,  # noqa: E402
                                      latency_rows)
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
+from prunedet.pruning.phases import PHASES  # noqa: E402
 from prunedet.pruning.pruner import ChannelPruner  # noqa: E402
 from prunedet.pruning.tracing import tensor_forward  # noqa: E402
 
@@ -109,8 +112,9 @@ def benchmark(name, batch, repeats, ratio, round_to):
     update = timed(lambda: crit.measure(pruner.groups), repeats)
 
     # one hard-prune event: every group loses its weakest channels
+    phases = {}
     t = time.perf_counter()
-    pruner.step(ratio, last=True, optimizers=[optimizer])
+    pruner.step(ratio, last=True, optimizers=[optimizer], timings=phases)
     prune_event = time.perf_counter() - t
     after = timed(step, repeats)  # training goes on, with the momentum
 
@@ -147,6 +151,8 @@ def benchmark(name, batch, repeats, ratio, round_to):
         criterion_update_ratio=update / plain,
         prune_event_s=prune_event,
         prune_event_ratio=prune_event / plain,
+        prune_phases_s=phases,
+        tp_prune_s=tp_event,
         tp_prune_ratio=tp_event / plain,
         step_after_prune_s=after,
         flops_ratio=pruned_flops / total,
@@ -186,6 +192,17 @@ def main(argv=None):
             f'{r["latency_ratio"]:.3f} ({r["latency_ratio_b32"]:.3f})',
             f'{r["latency_ratio"] / r["flops_ratio"]:.3f}'
         ]))
+    print('\nprune event by phase, ms (scoring: criterion; planning: '
+          'channels per group; soft: selection state; graph: the groups to '
+          'cut; surgery: weights; optimizer: its state; attributes: channel '
+          'counts outside the layers; regroup: the new groups)')
+    print(' | '.join(('model', ) + PHASES + ('other', 'event', 'TP step')))
+    for r in rows:
+        phases = r['prune_phases_s']
+        other = r['prune_event_s'] - sum(phases.values())
+        times = [phases.get(p, 0.) for p in PHASES] + [
+            other, r['prune_event_s'], r['tp_prune_s']]
+        print(' | '.join([r['model']] + [f'{t * 1e3:.1f}' for t in times]))
     print('\ninference per runtime (eager: as trained; folded: BN folded; '
           'torchscript: folded, frozen, optimised for inference)')
     print(TABLE_HEADER)

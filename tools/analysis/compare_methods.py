@@ -43,6 +43,7 @@ from common import DictAction  # noqa: E402
 
 HOOK_RATIO = ('custom_hooks.0.target=flops', 'custom_hooks.0.target_ratio={}')
 DCP_RATIO = ('train_cfg.pruning_rate={}', )
+EPOCHS = 'train_cfg.max_epochs='
 ORDER = ('baseline', 'l1', 'taylor', 'dcp', 'psfp', 'pgp', 'pgp_code', 'rpgp',
          'rpgp_code', 'gal')
 
@@ -92,17 +93,83 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
     return methods
 
 
+# --- schedules and protocols -------------------------------------------------
+
+
+def schedule_options(cfg, epochs: int) -> List[str]:
+    """Options that train ``cfg`` for ``epochs`` epochs with its epoch-based
+    learning-rate steps at the same fractions of training (setting
+    ``max_epochs`` alone would leave a 20-epoch schedule's steps at 10 and
+    15 past the end of an 8-epoch run: no decay at all). Iteration-based
+    configs are left as they are."""
+    old = cfg.get('train_cfg', {}).get('max_epochs')
+    if not old or epochs == old:
+        return []
+    factor = epochs / old
+    options = [f'train_cfg.max_epochs={epochs}']
+    schedulers = cfg.get('param_scheduler') or []
+    single = isinstance(schedulers, dict)
+    for i, sch in enumerate([schedulers] if single else schedulers):
+        if not sch.get('by_epoch', True):
+            continue
+        key = 'param_scheduler.' + ('' if single else f'{i}.')
+        if 'milestones' in sch:
+            steps = sorted({round(m * factor) for m in sch['milestones']}
+                           & set(range(1, epochs)))
+            options.append(f'{key}milestones=[{",".join(map(str, steps))}]')
+        for name in ('T_max', 'step_size'):
+            if name in sch:
+                options.append(f'{key}{name}={max(1, round(sch[name] * factor))}')
+        begin = round(sch.get('begin', 0) * factor)
+        if sch.get('begin'):
+            options.append(f'{key}begin={begin}')
+        end = sch.get('end')
+        if end is not None and end < 10**8:
+            options.append(f'{key}end={max(begin + 1, round(end * factor))}')
+    return options
+
+
+def split_epochs(paper: List[Optional[int]], budget: int) -> List[Optional[int]]:
+    """``budget`` epochs over the training stages in proportion to their
+    ``paper`` epochs (largest remainder, at least one each); stages that do
+    not train (None) stay None."""
+    trained = [i for i, e in enumerate(paper) if e]
+    if budget < len(trained):
+        raise ValueError(f'{budget} epochs cannot feed {len(trained)} '
+                         'training stages')
+    total = sum(paper[i] for i in trained)
+    share = {i: budget * paper[i] / total for i in trained}
+    out = {i: max(1, int(share[i])) for i in trained}
+    for i in sorted(trained, key=lambda i: share[i] - int(share[i]),
+                    reverse=True):
+        if sum(out.values()) >= budget:
+            break
+        out[i] += 1
+    while sum(out.values()) > budget:  # the max(1, .) floors overshot
+        i = max(out, key=out.get)
+        out[i] -= 1
+    return [out.get(i) for i in range(len(paper))]
+
+
 class Runs:
-    """Trains and evaluates runs in ``work_dir``, each once."""
+    """Trains and evaluates the runs of one seed in ``work_dir``, each once.
+
+    ``scale`` multiplies every training stage's epochs (the paper protocol
+    at a size a CPU can run); a ``train_cfg.max_epochs`` in the options of
+    every run or of one method sets that number instead. Either way the
+    learning-rate steps move with it (:func:`schedule_options`)."""
 
     def __init__(self, task, work_dir, options, data_root=None,
-                 method_options=None):
+                 method_options=None, scale: float = 1.):
         self.task = task
         self.work_dir = work_dir
         self.options = list(options)
         self.method_options = method_options or {}
         self.data_root = data_root
-        self.baseline: Optional[dict] = None
+        self.scale = scale
+        self.baseline: Optional[dict] = None  # the paper baseline: what
+        # post-training methods load, in every protocol
+        self._configs = {}
 
     def _tool(self, name):
         import importlib.util
@@ -112,16 +179,48 @@ class Runs:
         spec.loader.exec_module(module)
         return module.main
 
+    def _stage_options(self, stage: Stage, method: str) -> List[str]:
+        options = list(self.options) + self.method_options.get(method, [])
+        if not stage.trains:
+            options = [o for o in options if not o.startswith('train_cfg.')]
+        return options
+
+    def _config(self, stage: Stage, method: str):
+        """The stage's config with the options that are not its epochs."""
+        options = [o for o in self._stage_options(stage, method)
+                   if not o.startswith(EPOCHS)]
+        key = (stage.config, tuple(options))
+        if key not in self._configs:
+            from prunedet.utils.config import load_config
+            self._configs[key] = load_config(
+                osp.join(CONFIGS, stage.config), _options(options),
+                data_root=self.data_root)
+        return self._configs[key]
+
+    def paper_epochs(self, stage: Stage, method: str) -> Optional[int]:
+        """The stage's epochs in the paper protocol (None: it does not
+        train, or counts iterations)."""
+        if not stage.trains:
+            return None
+        own = self._config(stage, method).get('train_cfg', {}).get(
+            'max_epochs')
+        asked = [o for o in self._stage_options(stage, method)
+                 if o.startswith(EPOCHS)]
+        if asked:
+            return int(asked[-1][len(EPOCHS):])
+        return own and max(1, round(own * self.scale))
+
     def train(self, stage: Stage, run_dir: str, ratio, load_from,
-              method: str = '') -> dict:
+              method: str = '', epochs: Optional[int] = None) -> dict:
         """One stage, unless already done: {checkpoint, seconds}."""
         done = osp.join(run_dir, 'result.json')
         if osp.isfile(done):
             with open(done) as f:
                 return dict(json.load(f), skipped=True)
-        options = list(self.options) + self.method_options.get(method, [])
-        if not stage.trains:
-            options = [o for o in options if not o.startswith('train_cfg.')]
+        options = self._stage_options(stage, method)
+        if epochs is not None:
+            options = [o for o in options if not o.startswith(EPOCHS)]
+            options += schedule_options(self._config(stage, method), epochs)
         options += [o.format(ratio) for o in stage.ratio]
         if load_from:
             options.append(f'load_from={load_from}')
@@ -161,11 +260,36 @@ class Runs:
             json.dump(metrics, f, indent=1)
         return metrics
 
-    def run(self, method: str, stages: List[Stage], ratio, label) -> dict:
-        """All stages of one method at one ratio; the table's row."""
+    def protocol_epochs(self, method: str, stages: List[Stage],
+                        protocol: str, total: Optional[int] = None):
+        """Per stage, the epochs it trains in ``protocol``: 'paper' (each
+        stage its own, scaled) or 'equal' (``total`` epochs in all, the
+        baseline's included for the methods that start from it)."""
+        paper = [self.paper_epochs(s, method) for s in stages]
+        if protocol == 'paper' or not any(paper):
+            return paper
+        loads = any(s.load == 'baseline' for s in stages)
+        budget = total - (self.baseline_epochs() if loads else 0)
+        return split_epochs(paper, budget)
+
+    def baseline_epochs(self) -> int:
+        stage = method_stages(self.task)['baseline'][0][0]
+        return self.paper_epochs(stage, 'baseline')
+
+    def run(self, method: str, stages: List[Stage], ratio, label,
+            epochs: Optional[List[Optional[int]]] = None,
+            own_ratio=None) -> dict:
+        """All stages of one method at one ratio; the table's row. Stages
+        trained for other epochs than the paper protocol's get their own
+        folders (``stage1-4ep``); the same run is never trained twice.
+        ``own_ratio``: the value the method's ratio options get, when it is
+        not the row's (DCP's share of channels for a FLOPs target)."""
+        paper = [self.paper_epochs(s, method) for s in stages]
+        epochs = list(epochs or paper)
         row = dict(method=label, ratio=ratio)
+        suffix = ['' if e == p else f'-{e}ep' for e, p in zip(epochs, paper)]
         if method == 'baseline':
-            run_dirs = [osp.join(self.work_dir, 'baseline')]
+            run_dirs = [osp.join(self.work_dir, 'baseline' + suffix[0])]
         else:  # stages before the first that takes the ratio are shared
             first = next((i for i, s in enumerate(stages) if s.ratio),
                          len(stages))
@@ -173,23 +297,27 @@ class Runs:
                 osp.join(self.work_dir, label,
                          f'{ratio:g}' if ratio is not None and i >= first
                          else 'shared',
-                         f'stage{i + 1}' if len(stages) > 1 else '')
+                         f'stage{i + 1}{suffix[i]}' if len(stages) > 1
+                         else suffix[i].lstrip('-'))
                 for i in range(len(stages))
             ]
         failed = osp.join(run_dirs[-1], 'failed.json')
-        seconds, previous = 0., None
+        seconds, previous, total = 0., None, 0
         try:
-            for stage, run_dir in zip(stages, run_dirs):
+            for stage, run_dir, n in zip(stages, run_dirs, epochs):
                 os.makedirs(run_dir, exist_ok=True)
                 load_from = None
                 if stage.load == 'baseline':
                     load_from = self.baseline['checkpoint']
                     seconds += self.baseline['seconds']
+                    total += self.baseline.get('epochs') or 0
                 elif stage.load == 'previous':
                     load_from = previous['checkpoint']
-                previous = self.train(stage, run_dir, ratio, load_from,
-                                      method)
+                previous = self.train(
+                    stage, run_dir, ratio if own_ratio is None else own_ratio,
+                    load_from, method, n)
                 seconds += previous['seconds']
+                total += n or 0
             metrics = self.evaluate(stages[-1], previous['checkpoint'],
                                     run_dirs[-1])
         except (Exception, SystemExit) as error:  # a row, not a crash
@@ -203,9 +331,9 @@ class Runs:
             return dict(row, error=message[:120])
         if osp.isfile(failed):
             os.remove(failed)
-        if method == 'baseline':
-            self.baseline = dict(previous, seconds=seconds)
-        return dict(row, seconds=seconds, **metrics)
+        if method == 'baseline' and epochs == paper:
+            self.baseline = dict(previous, seconds=seconds, epochs=total)
+        return dict(row, seconds=seconds, epochs=total or None, **metrics)
 
 
 def size(config, checkpoint, data_root, options) -> dict:
@@ -248,51 +376,132 @@ def metric_of(row: dict):
     return None, None, None
 
 
-def table(rows: List[dict]) -> List[dict]:
-    """The seed's columns, one dict per row."""
-    base = next((r for r in rows if r['method'] == 'baseline'
-                 and 'error' not in r), None)
-    out = []
+def cells(rows: List[dict]) -> List[dict]:
+    """The runs of every seed grouped into one cell per protocol, method
+    and ratio: the metric's mean, standard deviation (n - 1) and range."""
+    groups = {}
     for r in rows:
-        name, value, _ = metric_of(r)
+        key = (r.get('protocol', 'paper'), r['method'], r['ratio'])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (protocol, method, ratio), runs in groups.items():
+        good = [r for r in runs if 'error' not in r]
+        cell = dict(protocol=protocol, method=method, ratio=ratio,
+                    seeds=len(runs), ok=len(good))
+        if not good:
+            cell['error'] = runs[0]['error']
+            out.append(cell)
+            continue
+        values = [metric_of(r)[1] for r in good]
+        mean = sum(values) / len(values)
+        std = (sum((v - mean)**2 for v in values) / (len(values) - 1))**.5 \
+            if len(values) > 1 else None
+        name, _, higher = metric_of(good[0])
+        cell.update(name=name, higher=higher, mean=mean, std=std,
+                    low=min(values), high=max(values), epochs=good[0].get(
+                        'epochs'))
+        for key in ('params', 'flops', 'seconds'):
+            cell[key] = sum(r[key] for r in good) / len(good)
+        out.append(cell)
+    mark_spread(out)
+    return out
+
+
+def mark_spread(cells_: List[dict]) -> None:
+    """Per protocol and ratio, the best pruned method is 'best'; another
+    whose range over the seeds overlaps the best one's is 'within spread':
+    the seeds do not tell them apart."""
+    for cell in cells_:
+        if cell['method'] == 'baseline' or 'mean' not in cell:
+            continue
+        rivals = [c for c in cells_ if 'mean' in c and c['method'] !=
+                  'baseline' and (c['protocol'], c['ratio']) ==
+                  (cell['protocol'], cell['ratio'])]
+        sign = 1 if cell['higher'] else -1
+        best = max(rivals, key=lambda c: sign * c['mean'])
+        if best is cell:
+            cell['spread'] = 'best' if len(rivals) > 1 else ''
+        elif cell['ok'] > 1 and best['ok'] > 1:
+            overlap = cell['low'] <= best['high'] and best['low'] <= \
+                cell['high']
+            cell['spread'] = f'within spread of {best["method"]}' \
+                if overlap else ''
+
+
+def table(rows: List[dict]) -> List[dict]:
+    """The seed's columns, one dict per cell (protocol, method, ratio)."""
+    out = []
+    all_cells = cells(rows)
+    several = any(c['seeds'] > 1 for c in all_cells)
+    for c in all_cells:
+        base = next((b for b in all_cells if b['method'] == 'baseline' and
+                     b['protocol'] == c['protocol'] and 'mean' in b), None)
         line = {
-            'method': r['method'],
-            'pruned %': '-' if r['ratio'] is None else f'{100 * r["ratio"]:g}',
+            'method': c['method'],
+            'pruned %': '-' if c['ratio'] is None else f'{100 * c["ratio"]:g}',
         }
-        if 'error' in r:
-            line.update(result=f'failed: {r["error"]}')
+        if 'error' in c:
+            line.update(result=f'failed: {c["error"]}',
+                        protocol=c['protocol'])
             out.append(line)
             continue
-        line['params (K)'] = f'{r["params"] / 1e3:.1f}'
-        line['FLOPs (M)'] = f'{r["flops"] / 1e6:.2f}'
+        mAP = c['name'] == 'mAP'
+        fmt = (lambda v: f'{v:.4f}') if mAP else (lambda v: f'{v:.2f}')
+        line['epochs'] = c['epochs'] or '-'
+        line['params (K)'] = f'{c["params"] / 1e3:.1f}'
+        line['FLOPs (M)'] = f'{c["flops"] / 1e6:.2f}'
         if base:
-            line['FLOPs %'] = f'{100 * r["flops"] / base["flops"]:.1f}'
-        line[name] = f'{value:.4f}' if name == 'mAP' else f'{value:.2f}'
+            line['FLOPs %'] = f'{100 * c["flops"] / base["flops"]:.1f}'
+        line[c['name']] = fmt(c['mean']) + (
+            f' ± {fmt(c["std"])}' if c['std'] is not None else '')
+        if several:
+            line['range'] = f'{fmt(c["low"])}-{fmt(c["high"])}'
+            line['seeds'] = f'{c["ok"]}/{c["seeds"]}'
         if base:
-            gap = value - metric_of(base)[1]
-            line['gap'] = f'{gap:+.4f}' if name == 'mAP' else f'{gap:+.2f}'
-        line['train time (s)'] = f'{r["seconds"]:.1f}'
+            gap = c['mean'] - base['mean']
+            line['gap'] = f'{gap:+.4f}' if mAP else f'{gap:+.2f}'
+        if several:
+            line['vs best'] = c.get('spread', '')
+        line['train time (s)'] = f'{c["seconds"]:.1f}'
         if base:
-            line['time / baseline'] = f'{r["seconds"] / base["seconds"]:.2f}'
+            line['time / baseline'] = f'{c["seconds"] / base["seconds"]:.2f}'
+        line['protocol'] = c['protocol']
         out.append(line)
     return out
 
 
-def write(rows: List[dict], work_dir: str, title: str) -> List[str]:
+PROTOCOLS = {
+    'paper': 'each method its own schedule: from-scratch methods train the '
+             "baseline's epochs, post-training methods get the trained "
+             'baseline plus their own stages (their epochs and time include '
+             "the baseline's)",
+    'equal': 'equal compute: every method the same total epochs, the '
+             "baseline's included for the methods that start from it "
+             '(their stages share the rest in the paper\'s proportions)',
+}
+
+
+def write(rows: List[dict], work_dir: str, title: str,
+          note: str = '') -> List[str]:
     lines = table(rows)
     columns = []
     for line in lines:
-        columns += [k for k in line if k not in columns]
-    md = [f'# {title}', '', '| ' + ' | '.join(columns) + ' |',
-          '|' + '---|' * len(columns)]
-    md += ['| ' + ' | '.join(str(l.get(c, '')) for c in columns) + ' |'
-           for l in lines]
+        columns += [k for k in line if k not in columns and k != 'protocol']
+    md = [f'# {title}', '']
+    if note:
+        md += [note, '']
+    for protocol in dict.fromkeys(line['protocol'] for line in lines):
+        md += [f'## {protocol} protocol', '', PROTOCOLS[protocol] + '.', '',
+               '| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+        md += ['| ' + ' | '.join(str(l.get(c, '')) for c in columns) + ' |'
+               for l in lines if l['protocol'] == protocol]
+        md.append('')
     paths = [osp.join(work_dir, n) for n in
              ('table.md', 'table.csv', 'accuracy_vs_flops.png')]
     with open(paths[0], 'w') as f:
-        f.write('\n'.join(md) + '\n')
+        f.write('\n'.join(md))
     with open(paths[1], 'w', newline='') as f:
-        writer = csv.DictWriter(f, columns)
+        writer = csv.DictWriter(f, columns + ['protocol'])
         writer.writeheader()
         writer.writerows(lines)
     plot(rows, paths[2], title)
@@ -300,25 +509,35 @@ def write(rows: List[dict], work_dir: str, title: str) -> List[str]:
 
 
 def plot(rows: List[dict], out: str, title: str) -> None:
+    """Metric against FLOPs per protocol, mean with the seeds' standard
+    deviation as error bars."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    good = [r for r in rows if 'error' not in r]
-    base = next((r for r in good if r['method'] == 'baseline'), None)
-    if not good or base is None:
+    good = [c for c in cells(rows) if 'mean' in c]
+    protocols = list(dict.fromkeys(c['protocol'] for c in good))
+    bases = {p: next((c for c in good if c['method'] == 'baseline'
+                      and c['protocol'] == p), None) for p in protocols}
+    protocols = [p for p in protocols if bases[p]]
+    if not protocols:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    name = metric_of(base)[0]
-    for method in dict.fromkeys(r['method'] for r in good):
-        points = sorted((100 * r['flops'] / base['flops'], metric_of(r)[1])
-                        for r in good if r['method'] == method)
-        x, y = zip(*points)
-        ax.plot(x, y, 'o-' if len(points) > 1 else 's', label=method)
-    ax.set_xlabel('FLOPs, % of the baseline')
-    ax.set_ylabel(name)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(protocols), squeeze=False,
+                             figsize=(7 * len(protocols), 4.5))
+    for ax, protocol in zip(axes[0], protocols):
+        base = bases[protocol]
+        mine = [c for c in good if c['protocol'] == protocol]
+        for method in dict.fromkeys(c['method'] for c in mine):
+            points = sorted((100 * c['flops'] / base['flops'], c['mean'],
+                             c['std'] or 0.) for c in mine
+                            if c['method'] == method)
+            x, y, e = zip(*points)
+            ax.errorbar(x, y, yerr=e, fmt='o-' if len(points) > 1 else 's',
+                        capsize=3, label=method)
+        ax.set_xlabel('FLOPs, % of the baseline')
+        ax.set_ylabel(base['name'])
+        ax.set_title(f'{title} ({protocol})')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -332,6 +551,24 @@ def parse_args(argv=None):
                         choices=ORDER)
     parser.add_argument('--ratios', nargs='+', type=float,
                         default=[0.3, 0.5, 0.7])
+    parser.add_argument('--dcp-ratios', nargs='+', type=float,
+                        help="DCP's share of channels removed for each of "
+                        '--ratios (its ratio is per layer, not FLOPs)')
+    parser.add_argument('--gal-lambdas', nargs='+',
+                        help="GAL's configs to run, by lambda (default all)")
+    parser.add_argument('--seeds', nargs='+', type=int,
+                        help='run every method once per seed '
+                        '(randomness.seed), each seed in its own folder, and '
+                        'report mean ± std and the range')
+    parser.add_argument('--protocols', nargs='+', default=['paper'],
+                        choices=list(PROTOCOLS))
+    parser.add_argument('--scale', type=float, default=1.,
+                        help='multiply every stage\'s epochs (and its '
+                        'learning-rate steps) by this')
+    parser.add_argument('--equal-epochs', type=int,
+                        help='total epochs per method in the equal protocol '
+                        '(default: the longest paper total of a method that '
+                        'starts from the baseline)')
     parser.add_argument('--work-dir', help='default: work_dirs/compare/TASK')
     parser.add_argument('--data-root')
     parser.add_argument('--cfg-options', nargs='+', default=[],
@@ -358,27 +595,60 @@ def main(argv=None):
             raise ValueError(f'--method-options takes METHOD:KEY=VALUE with '
                              f'a method of {list(ORDER)}, got {item!r}')
         per_method.setdefault(method, []).append(option)
-    runs = Runs(args.task, work_dir, args.cfg_options, args.data_root,
-                per_method)
     available = method_stages(args.task)
+    if args.gal_lambdas and 'gal' in available:
+        available['gal'] = [v for v in available['gal'] if any(
+            v[0].config.endswith(f'_gal-{lam}.py') for lam in args.gal_lambdas)]
+    if args.dcp_ratios and len(args.dcp_ratios) != len(args.ratios):
+        raise ValueError('--dcp-ratios needs one value per --ratios')
     methods = ['baseline'] + [m for m in args.methods
                               if m != 'baseline' and m in available]
     missing = sorted(set(args.methods) - set(available))
     if missing:
         print(f'no configs for {missing} in {args.task}: left out')
+    protocols = sorted(set(args.protocols), key=list(PROTOCOLS).index)
     rows = []
-    for method in methods:
-        for stages in available[method]:
-            label = method if method != 'gal' else osp.basename(
-                stages[0].config)[:-3]
-            ratios = [None] if method == 'baseline' or not stages_ratio(
-                stages) else args.ratios
-            for ratio in ratios:
-                rows.append(runs.run(method, stages, ratio, label))
-                if method == 'baseline' and 'error' in rows[-1]:
-                    raise RuntimeError('the baseline failed: '
-                                       f'{rows[-1]["error"]}')
-    paths = write(rows, work_dir, args.task)
+    for seed in args.seeds or [None]:
+        options = list(args.cfg_options)
+        seed_dir = work_dir
+        if seed is not None:
+            options.append(f'randomness.seed={seed}')
+            seed_dir = osp.join(work_dir, f'seed_{seed}')
+        runs = Runs(args.task, seed_dir, options, args.data_root,
+                    per_method, args.scale)
+        if 'paper' not in protocols:  # what post-training methods load
+            baseline = runs.run('baseline', available['baseline'][0], None,
+                                'baseline')
+            if 'error' in baseline:
+                raise RuntimeError(f'the baseline failed: {baseline["error"]}')
+        total = args.equal_epochs or max(
+            (runs.baseline_epochs() + sum(
+                e or 0 for e in runs.protocol_epochs(m, v, 'paper'))
+             for m in methods for v in available[m]
+             if any(s.load == 'baseline' for s in v)),
+            default=runs.baseline_epochs())
+        for protocol in protocols:
+            for method in methods:
+                for stages in available[method]:
+                    label = method if method != 'gal' else osp.basename(
+                        stages[0].config)[:-3]
+                    epochs = runs.protocol_epochs(method, stages, protocol,
+                                                  total)
+                    ratios = [None] if method == 'baseline' or not \
+                        stages_ratio(stages) else args.ratios
+                    own = dict(zip(args.ratios, args.dcp_ratios or [])) \
+                        if method == 'dcp' else {}
+                    for ratio in ratios:
+                        row = runs.run(method, stages, ratio, label, epochs,
+                                       own.get(ratio))
+                        if method == 'baseline' and 'error' in row:
+                            raise RuntimeError('the baseline failed: '
+                                               f'{row["error"]}')
+                        rows.append(dict(row, protocol=protocol, seed=seed))
+    seeds = 'seed' + (f's {", ".join(map(str, args.seeds))}'
+                      if args.seeds else ' of the configs')
+    paths = write(rows, work_dir, args.task, f'Measured with {seeds}; '
+                  'mean ± standard deviation over the seeds, and the range.')
     print(open(paths[0]).read())
     print('written:', *paths)
     return rows
