@@ -53,6 +53,29 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+Sides = Dict[str, List[Tuple[str, float]]]
+
+
+def layer_sides(groups: Iterable[ChannelGroup]) -> Dict[str, Sides]:
+    """``{layer: {'out': [(group, share)], 'in': [...]}}``: the groups
+    that hold each side's channels, with the share of the side each holds
+    (a layer reading a concat of two branches holds a part of each)."""
+    sides: Dict[str, Sides] = {}
+    for group in groups:
+        for layer, held in group.members.items():
+            for side, share in held.items():
+                sides.setdefault(layer, {'out': [], 'in': []})[side].append(
+                    (group.name, share))
+    return sides
+
+
+def kept_fraction(change: Dict[str, float],
+                  parts: List[Tuple[str, float]]) -> float:
+    """A side's kept fraction: the fixed part plus each group's share times
+    its kept fraction (``change``: each group's kept fraction minus 1)."""
+    return 1. + sum(share * change[group] for group, share in parts)
+
+
 class FlopsEstimate:
     """FLOPs as a function of the channels kept per group.
 
@@ -75,19 +98,12 @@ class FlopsEstimate:
                  groups: Iterable[ChannelGroup],
                  original: Optional[float] = None):
         self.original = float(original if original is not None else total)
-        self.reference = {}
-        # layer -> side -> [(group, share of that side's channels)]
-        sides: Dict[str, Dict[str, List[Tuple[str, float]]]] = {}
-        for group in groups:
-            self.reference[group.name] = group.num_channels
-            for layer, held in group.members.items():
-                for side, share in held.items():
-                    sides.setdefault(layer, {'out': [], 'in': []})[
-                        side].append((group.name, share))
+        groups = list(groups)
+        self.reference = {g.name: g.num_channels for g in groups}
         # (flops, groups of the layer's output, groups of its input)
         self.terms = []
         self.fixed = float(total)
-        for layer, side in sides.items():
+        for layer, side in layer_sides(groups).items():
             flops = per_layer.get(layer, 0)
             self.fixed -= flops
             if flops:
@@ -96,18 +112,11 @@ class FlopsEstimate:
         self._groups = list(dict.fromkeys(
             group for _, out, inp in self.terms for group, _ in out + inp))
 
-    @staticmethod
-    def _part(change: Dict[str, float],
-              parts: List[Tuple[str, float]]) -> float:
-        """A side's kept fraction: the fixed part plus each group's share
-        times its kept fraction."""
-        return 1. + sum(share * change[group] for group, share in parts)
-
     def __call__(self, keep: Dict[str, int]) -> float:
         """Estimated FLOPs with ``keep[group]`` channels in each group."""
         # each group's kept fraction minus 1, computed once per call
         change = {g: keep[g] / self.reference[g] - 1. for g in self._groups}
-        part = self._part
+        part = kept_fraction
         return self.fixed + sum(
             flops * part(change, out) * part(change, inp)
             for flops, out, inp in self.terms)

@@ -22,7 +22,14 @@ arbitrary) keeps its channels for that step, with a warning.
 Distributed training: scores are averaged over ranks, the step's plan is
 decided once on rank 0 and broadcast, and every rank applies the same plan,
 so no per-rank quantity can make ranks cut different channels.
+
+Latency target (``target='latency'``): the estimate is a per-layer latency
+table (:mod:`.latency_table`), and the global plan is HALP's knapsack
+(Shen et al. 2022: keep the most importance within a latency budget) solved
+greedily: the cut goes, a unit at a time (one channel, or ``round_to``),
+to the group whose next unit has the least importance per second it saves.
 """
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
@@ -38,7 +45,7 @@ from .phases import phase
 from .soft import SOFT_MODES, SOFT_PRUNE, can_regrow, hold_masked, release
 from .surgery import remove_channels
 
-TARGETS = ('channels', 'flops')
+TARGETS = ('channels', 'flops', 'latency')
 __all__ = ['ChannelPruner', 'StepResult', 'UnreachableTargetError',
            'TARGETS', 'SOFT_MODES']
 
@@ -65,8 +72,9 @@ class ChannelPruner:
     Args:
         graph: the model's channel groups.
         criterion: scores channels (higher is kept).
-        target: ``'channels'`` (ratio of channels removed) or ``'flops'``
-            (ratio of FLOPs removed, needs ``flops``).
+        target: ``'channels'`` (ratio of channels removed), ``'flops'``
+            (ratio of FLOPs removed, needs ``flops``) or ``'latency'``
+            (ratio of latency removed, needs ``latency``).
         global_ranking: rank all groups together (scores normalised per
             group by their L2 norm) instead of the same ratio per group.
         min_channels: channels every group keeps at least.
@@ -74,6 +82,9 @@ class ChannelPruner:
         soft_steps, remove_ratio, hard_at_end: see the module doc.
         soft_mode: ``'zero'``, ``'reinit'`` or ``'mask'`` (:mod:`.soft`).
         flops: estimate of FLOPs for plans of kept channels.
+        latency: estimate of latency for them (a
+            :class:`~.latency_table.LatencyEstimate`, or any object with
+            its interface).
         original: channels per group before any pruning (for resumed runs).
         generator: draws ``'reinit'``'s and a mask release's fresh weights
             (default: torch's global generator).
@@ -91,10 +102,15 @@ class ChannelPruner:
                  soft_mode: str = 'zero',
                  hard_at_end: bool = True,
                  flops: Optional[FlopsEstimate] = None,
+                 latency=None,
                  original: Optional[Dict[str, int]] = None,
                  generator: Optional[torch.Generator] = None):
         if target not in TARGETS:
             raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
+        if target in ('flops', 'latency') and \
+                {'flops': flops, 'latency': latency}[target] is None:
+            raise ValueError(f'target={target!r} needs an estimate of the '
+                             f'{target} ({target}=...)')
         if soft_mode not in SOFT_MODES:
             raise ValueError(
                 f'soft_mode must be one of {SOFT_MODES}, got {soft_mode!r}')
@@ -109,6 +125,7 @@ class ChannelPruner:
         self.soft_mode = soft_mode
         self.hard_at_end = hard_at_end
         self.flops = flops
+        self.latency = latency
         self.generator = generator
         self.groups: List[ChannelGroup] = []
         self.refresh()
@@ -138,6 +155,12 @@ class ChannelPruner:
         self.soft = per_channel(torch.bool)
         # soft-pruned at some step (to count those that were kept)
         self.ever_soft = per_channel(torch.bool)
+
+    @property
+    def estimate(self):
+        """What the target is a share of, for plans of kept channels
+        (``None`` for the channel count)."""
+        return {'flops': self.flops, 'latency': self.latency}.get(self.target)
 
     def refresh(self) -> None:
         """Re-read the groups after the model changed shape."""
@@ -170,19 +193,20 @@ class ChannelPruner:
         floor = {g.name: self._floor(g) for g in self.groups}
         options = f'min_channels={self.min_channels}, ' \
             f'round_to={self.round_to}'
-        if self.target == 'flops':
-            estimate = self.flops
-            prunable = 1. - estimate.fixed / estimate.original
+        if self.estimate is not None:
+            estimate = self.estimate
+            prunable = min(1. - estimate.fixed / estimate.original, 1.)
             deepest = 1. - estimate(floor) / estimate.original
-            what = 'FLOPs'
+            what = 'FLOPs' if self.target == 'flops' else 'latency'
         else:
             total = sum(self.original.values())
             prunable = 1.
             deepest = 1. - sum(floor.values()) / total
             what = 'channels'
+        fewer = 'less' if self.target == 'latency' else 'fewer'
         if target_ratio > deepest + 1e-9:
             raise UnreachableTargetError(
-                f'a target of {target_ratio:.1%} fewer {what} cannot be '
+                f'a target of {target_ratio:.1%} {fewer} {what} cannot be '
                 f'reached: the prunable layers hold {prunable:.1%} of the '
                 f'{what}, and with {options} the deepest cut possible '
                 f'removes {deepest:.1%}. Lower target_ratio, or make more '
@@ -220,29 +244,32 @@ class ChannelPruner:
         groups not in ``live`` (default: all) keep what they have."""
         live = set(live if live is not None else scores)
         if count is not None:
-            return self._global(ratio, scores, live, count)
+            cut = self._knapsack if self.target == 'latency' else self._global
+            return cut(ratio, scores, live, count)
         if self.target == 'channels' and not self.global_ranking:
             return self._uniform(ratio, live)
-        if self.target == 'flops' and not self.global_ranking:
-            return self._uniform_for_flops(ratio, live)
+        if not self.global_ranking:
+            return self._uniform_for_estimate(ratio, live)
+        if self.target == 'latency':
+            return self._knapsack(ratio, scores, live)
         return self._global(ratio, scores, live)
 
-    def _uniform_for_flops(self, ratio: float, live) -> Dict[str, int]:
+    def _uniform_for_estimate(self, ratio: float, live) -> Dict[str, int]:
         """Same channel ratio in every group, found by bisection so that the
-        estimated FLOPs meet the target."""
-        goal = (1. - ratio) * self.flops.original
+        estimated FLOPs (or latency) meet the target."""
+        goal = (1. - ratio) * self.estimate.original
         estimates = {}  # the last steps of the bisection repeat plans
 
-        def flops(keep):
+        def cost(keep):
             key = tuple(keep.values())
             if key not in estimates:
-                estimates[key] = self.flops(keep)
+                estimates[key] = self.estimate(keep)
             return estimates[key]
 
         lo, hi = 0., 1.
         for _ in range(40):
             mid = (lo + hi) / 2
-            if flops(self._uniform(mid, live)) > goal:
+            if cost(self._uniform(mid, live)) > goal:
                 lo = mid
             else:
                 hi = mid
@@ -253,7 +280,7 @@ class ChannelPruner:
 
     def _fill(self, keep: Dict[str, int], goal: float, live) -> None:
         """Give back ``round_to`` channels to groups, deepest cut first,
-        while the FLOPs stay within ``goal``."""
+        while the FLOPs (or latency) stay within ``goal``."""
         changed = True
         while changed:
             changed = False
@@ -263,7 +290,7 @@ class ChannelPruner:
                 if g.name not in live or more == keep[g.name]:
                     continue
                 trial = dict(keep, **{g.name: more})
-                if self.flops(trial) <= goal:
+                if self.estimate(trial) <= goal:
                     keep[g.name] = more
                     changed = True
 
@@ -296,16 +323,90 @@ class ChannelPruner:
                 break
             if keep[name] <= floor[name]:
                 continue
-            # with round_to, a layer gives whole units: rounding the kept
-            # count back up afterwards would leave the target unmet
-            new = keep[name] - 1
-            if self.round_to > 1:
-                new = max(floor[name], new // self.round_to * self.round_to)
+            new = keep[name] - self._unit(keep, name, floor[name])
             while keep[name] > new:
                 current -= self.flops.saving_per_channel(keep, name) \
                     if self.target == 'flops' else 1
                 keep[name] -= 1
                 budget -= 1
+        return {
+            g.name: self._round(keep[g.name], g) if g.name in live else
+            keep[g.name]
+            for g in self.groups
+        }
+
+    def _unit(self, keep: Dict[str, int], name: str, floor: int) -> int:
+        """Channels the next cut of a group takes: one, or down to the
+        next multiple of ``round_to`` (rounding the kept count back up
+        afterwards would leave the target unmet)."""
+        new = keep[name] - 1
+        if self.round_to > 1:
+            new = max(floor, new // self.round_to * self.round_to)
+        return keep[name] - new
+
+    def _knapsack(self,
+                  ratio: float,
+                  scores: Dict[str, torch.Tensor],
+                  live,
+                  count: Optional[int] = None) -> Dict[str, int]:
+        """Greedy knapsack: cut the unit of least importance per second
+        saved until the estimate meets the target, or ``count`` channels.
+
+        Importance is the scores normalised per group by their L2 norm (as
+        in :meth:`_global`), summed over the unit's weakest remaining
+        channels. Savings change as neighbouring layers are cut, so a
+        popped unit is re-priced and, if it got dearer than the next one,
+        put back (lazy greedy).
+        """
+        estimate = self.estimate
+        keep = {g.name: g.num_channels for g in self.groups}
+        floor = {g.name: self._floor(g) for g in self.groups}
+        ranked = {}
+        for g in self.groups:
+            if g.name in live:
+                s = scores[g.name].double()
+                ranked[g.name] = (s / (s.norm() + 1e-12)).sort().values
+        cut = dict.fromkeys(ranked, 0)  # of ranked[name], those gone
+
+        def price(name):
+            """(importance per second saved, channels, seconds saved) of
+            the group's next unit, ``None`` at its floor."""
+            if keep[name] <= floor[name]:
+                return None
+            size = self._unit(keep, name, floor[name])
+            trial, saved = dict(keep), 0.
+            for _ in range(size):
+                saved += estimate.saving_per_channel(trial, name)
+                trial[name] -= 1
+            value = float(ranked[name][cut[name]:cut[name] + size].sum())
+            return (value / saved if saved > 0 else math.inf), size, saved
+
+        heap, version = [], 0
+        for name in ranked:
+            offer = price(name)
+            if offer is not None:
+                heap.append((offer[0], name, version))
+        heapq.heapify(heap)
+        goal = (1. - ratio) * estimate.original
+        current = estimate(keep)
+        budget = math.inf if count is None else count
+        while heap and current > goal and budget > 0:
+            _, name, seen = heapq.heappop(heap)
+            offer = price(name)
+            if offer is None:
+                continue
+            if seen != version and heap and offer[0] > heap[0][0]:
+                heapq.heappush(heap, (offer[0], name, version))
+                continue
+            _, size, saved = offer
+            keep[name] -= size
+            cut[name] += size
+            current -= saved
+            budget -= size
+            version += 1
+            offer = price(name)
+            if offer is not None:
+                heapq.heappush(heap, (offer[0], name, version))
         return {
             g.name: self._round(keep[g.name], g) if g.name in live else
             keep[g.name]

@@ -264,6 +264,9 @@ _STATE_TYPES = {
     'original_params': (lambda v: v is None or _is_int(v) and v >= 0,
                         'an integer >= 0 or None'),
     'flops_ratio': (lambda v: _real(v) and v >= 0, 'a number >= 0'),
+    'original_latency': (lambda v: v is None or _real(v) and v > 0,
+                         'a number > 0 or None'),
+    'latency_ratio': (lambda v: _real(v) and v >= 0, 'a number >= 0'),
     'original': (lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and _is_int(c) and c >= 1 for k, c in v.items()),
                  'a mapping of layer names to channel counts >= 1'),

@@ -15,9 +15,26 @@ mAP), the gap to the baseline, and the wall-clock training time with its
 ratio to the baseline's (methods that start from the trained baseline or
 from another stage include that stage's time).
 
+``--seeds 0 1 2`` runs everything once per seed (``randomness.seed``, a
+folder per seed) and reports each cell as mean ± standard deviation with the
+range, marking a method whose range overlaps the best one's ("within spread
+of"). ``--protocols paper equal``: in the **paper** protocol each method has
+its own schedule (from-scratch methods the baseline's epochs; post-training
+methods the trained baseline plus their stages); in **equal compute** every
+method trains the same total epochs (``--equal-epochs``), the baseline's
+included for the methods that start from it. ``--scale`` shrinks every
+stage's epochs, moving the learning-rate steps with them.
+
+    python tools/analysis/compare_methods.py classification/lenet5_fashion_mnist \\
+        --ratios 0.7 --dcp-ratios 0.6 --gal-lambdas 0.05 --scale 0.4 \\
+        --seeds 0 1 2 --protocols paper equal --equal-epochs 12 \\
+        --equal-seeds 0
+
 The ratio is the share of FLOPs removed for the hook-based methods (their
 ``target`` is set to ``'flops'``) and the share of channels removed per
-layer for DCP; the measured FLOPs column makes them comparable. Every run
+layer for DCP (``--dcp-ratios`` gives it its own value per ratio: on
+LeNet-5, 0.6 of the channels is 70.8% of the FLOPs; such runs live in
+``dcp/0.7-as-0.6``); the measured FLOPs column makes them comparable. Every run
 lives in its own folder (stages that do not depend on the ratio, such as
 DCP's first, are run once); a finished one (``result.json``) is not run again,
 a failed one is reported in the table (``failed.json``) and retried next
@@ -293,9 +310,11 @@ class Runs:
         else:  # stages before the first that takes the ratio are shared
             first = next((i for i, s in enumerate(stages) if s.ratio),
                          len(stages))
+            name = f'{ratio:g}' if own_ratio is None or own_ratio == ratio \
+                else f'{ratio:g}-as-{own_ratio:g}'  # another value, another run
             run_dirs = [
                 osp.join(self.work_dir, label,
-                         f'{ratio:g}' if ratio is not None and i >= first
+                         name if ratio is not None and i >= first
                          else 'shared',
                          f'stage{i + 1}{suffix[i]}' if len(stages) > 1
                          else suffix[i].lstrip('-'))
@@ -569,6 +588,9 @@ def parse_args(argv=None):
                         help='total epochs per method in the equal protocol '
                         '(default: the longest paper total of a method that '
                         'starts from the baseline)')
+    parser.add_argument('--equal-seeds', nargs='+', type=int,
+                        help='the seeds that run the equal protocol too '
+                        '(default: every seed)')
     parser.add_argument('--work-dir', help='default: work_dirs/compare/TASK')
     parser.add_argument('--data-root')
     parser.add_argument('--cfg-options', nargs='+', default=[],
@@ -628,6 +650,9 @@ def main(argv=None):
              if any(s.load == 'baseline' for s in v)),
             default=runs.baseline_epochs())
         for protocol in protocols:
+            if protocol == 'equal' and args.equal_seeds is not None and \
+                    seed not in args.equal_seeds:
+                continue
             for method in methods:
                 for stages in available[method]:
                     label = method if method != 'gal' else osp.basename(
@@ -647,6 +672,9 @@ def main(argv=None):
                         rows.append(dict(row, protocol=protocol, seed=seed))
     seeds = 'seed' + (f's {", ".join(map(str, args.seeds))}'
                       if args.seeds else ' of the configs')
+    if 'equal' in protocols and args.equal_seeds is not None:
+        seeds += ' (equal protocol: ' + ', '.join(
+            map(str, args.equal_seeds)) + ')'
     paths = write(rows, work_dir, args.task, f'Measured with {seeds}; '
                   'mean ± standard deviation over the seeds, and the range.')
     print(open(paths[0]).read())

@@ -16,6 +16,8 @@ from prunedet.engine.runner_model import (averaged_models, optimizers,
                                           rewrap, save_architecture, unwrap)
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import DEFAULT_TIMEOUT, ChannelGraph
+from prunedet.pruning.latency_table import (CACHE_DIR, LatencyEstimate,
+                                            check_runtime, measure_latency)
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
 from prunedet.pruning.architecture import record_architecture
 from prunedet.pruning.record_schema import (check_original_widths,
@@ -83,7 +85,8 @@ class ProgressivePruningHook(Hook):
     ``by_epoch=True`` prunes after every ``interval`` epochs (PGP);
     ``by_epoch=False`` after every ``interval`` iterations (RPGP). From
     ``begin`` to ``end`` the pruned ratio follows ``ramp`` up to
-    ``target_ratio`` of the channels (or of the FLOPs, ``target='flops'``).
+    ``target_ratio`` of the channels (or of the FLOPs, ``target='flops'``, or
+    of the latency measured in ``runtime``, ``target='latency'``).
     Selected channels are soft-pruned (they may recover) or removed
     physically with every coupled layer, and the optimizer's state (and an
     ``EMAHook``'s model) is cut with the same indices (see
@@ -98,9 +101,18 @@ class ProgressivePruningHook(Hook):
 
     Args:
         criterion: a registered criterion (config dict or name).
-        target_ratio: share of channels (or FLOPs) removed at the end, in
-            [0, 1).
-        target: ``'channels'`` or ``'flops'``.
+        target_ratio: share of channels (or FLOPs, or latency) removed at
+            the end, in [0, 1).
+        target: ``'channels'``, ``'flops'`` or ``'latency'`` (planned on a
+            per-layer latency table measured on this machine at
+            ``input_shape``, batch 1: :mod:`prunedet.pruning.latency_table`).
+        runtime: where ``target='latency'`` measures: ``'eager'``,
+            ``'channels_last'`` or ``'onnxruntime'``.
+        latency_cache: folder of the measured latency tables (``None``:
+            measured anew each run).
+        latency_threads: threads the latency is measured with (default: as
+            many as torch uses; on a machine busy with other work, 1
+            measures steadily).
         by_epoch: count ``interval``/``begin``/``end`` in epochs or
             iterations (an iteration-based loop needs ``False``).
         interval, begin, end: when pruning steps happen; ``end=None`` is the
@@ -148,7 +160,10 @@ class ProgressivePruningHook(Hook):
                  hard_at_end: bool = True,
                  input_shape: Optional[Sequence[int]] = None,
                  step_channels: Optional[int] = None,
-                 graph_timeout: Optional[float] = DEFAULT_TIMEOUT):
+                 graph_timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 runtime: str = 'eager',
+                 latency_cache: Optional[str] = CACHE_DIR,
+                 latency_threads: Optional[int] = None):
         _check('target_ratio', target_ratio, 'real')
         _check('step_channels', step_channels, 'int', allow_none=True)
         if step_channels is not None and (step_channels < 1
@@ -159,6 +174,7 @@ class ProgressivePruningHook(Hook):
                 f'step_channels={step_channels}, soft_steps={soft_steps}')
         _check('interval', interval, 'int', allow_none=True)
         _check('graph_timeout', graph_timeout, 'real', allow_none=True)
+        _check('latency_threads', latency_threads, 'int', allow_none=True)
         _check('begin', begin, 'real')
         _check('end', end, 'real', allow_none=True)
         _check('min_channels', min_channels, 'int')
@@ -174,6 +190,7 @@ class ProgressivePruningHook(Hook):
         if soft_mode not in SOFT_MODES:
             raise ValueError(
                 f'soft_mode must be one of {SOFT_MODES}, got {soft_mode!r}')
+        check_runtime(runtime)
         if not 0. <= remove_ratio <= 1.:
             raise ValueError(
                 f'remove_ratio must be in [0, 1], got {remove_ratio}')
@@ -217,6 +234,9 @@ class ProgressivePruningHook(Hook):
         self.input_shape = tuple(input_shape) if input_shape else None
         self.step_channels = step_channels
         self.graph_timeout = graph_timeout
+        self.runtime = runtime
+        self.latency_cache = latency_cache
+        self.latency_threads = latency_threads
 
         self.model = None
         self.pruner: Optional[ChannelPruner] = None
@@ -225,6 +245,8 @@ class ProgressivePruningHook(Hook):
         self.original_flops: Optional[float] = None
         self.original_params: Optional[int] = None
         self.flops_ratio = 1.
+        self.original_latency: Optional[float] = None  # seconds, measured
+        self.latency_ratio = 1.  # estimated from the table
         self._restored: dict = {}
         self._loaded_state: Optional[dict] = None  # from after_load_checkpoint
         self._step_hooks: list = []
@@ -354,10 +376,13 @@ class ProgressivePruningHook(Hook):
             self.original_params = count_params(model)
         estimate = FlopsEstimate(total, per_layer, graph.groups(),
                                  self.original_flops)
+        latency = self._latency_estimate(graph) \
+            if self.target == 'latency' else None
         self.pruner = ChannelPruner(
             graph,
             self.criterion,
             flops=estimate,
+            latency=latency,
             original=self._restored.get('original'),
             generator=self.generator,
             **self.pruner_cfg)
@@ -366,6 +391,10 @@ class ProgressivePruningHook(Hook):
         if not self.finished:
             self.pruner.check(self.schedule.target)
         self.flops_ratio = total / self.original_flops
+        if latency is not None:
+            self.latency_ratio = latency(
+                {g.name: g.num_channels for g in graph.groups()}) / \
+                self.original_latency
         for optimizer in optimizers(runner):
             self._step_hooks += [
                 optimizer.register_step_pre_hook(
@@ -380,7 +409,24 @@ class ProgressivePruningHook(Hook):
             f'{"epoch" if self.by_epoch else "iteration"} '
             f'{self.schedule.end}; now {_si(count_params(model))} params, '
             f'{_si(total)} FLOPs at input '
-            f'{tuple(inputs.shape[1:])}')
+            f'{tuple(inputs.shape[1:])}' +
+            (f', {latency.original * 1e3:.3g} ms at batch 1 in '
+             f'{self.runtime} (per-layer latency table: '
+             f'{len(latency.terms)} layers)' if latency is not None else ''))
+
+    def _latency_estimate(self, graph) -> LatencyEstimate:
+        """The latency table, measured (or read from the cache) on rank 0
+        and given to every rank: one machine's timings, one plan."""
+        measured = [measure_latency(self.model, self._inputs, graph.groups(),
+                                    self.runtime, self.latency_cache,
+                                    threads=self.latency_threads)
+                    if dist.get_rank() == 0 else None]
+        if dist.get_world_size() > 1:
+            dist.broadcast_object_list(measured, src=0)
+        if self.original_latency is None:
+            self.original_latency = measured[0]['total']
+        return LatencyEstimate.from_measured(measured[0], graph.groups(),
+                                             self.original_latency)
 
     def _commit(self, runner) -> None:
         """Right before an optimizer step: this iteration's statistics."""
@@ -438,6 +484,9 @@ class ProgressivePruningHook(Hook):
                 'step_channels or end, or lower the interval')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
+        if self.pruner.latency is not None:
+            self.latency_ratio = self.pruner.latency(keep) / \
+                self.original_latency
         if count and self._target_met(result):
             last = True  # Taylor: the target is met before the deadline
         kept = sum(c[0] for c in result.channels.values())
@@ -455,6 +504,8 @@ class ProgressivePruningHook(Hook):
             f'{result.recovered} soft-pruned recovered{regrow}; channels '
             f'{kept}/{total}, params {_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
+            + (f', latency {self.latency_ratio:.1%} ({self.runtime}, '
+               'estimated)' if self.target == 'latency' else '')
         ]
         lines += [
             f'  {name}: {k}/{orig}'
@@ -467,6 +518,8 @@ class ProgressivePruningHook(Hook):
     def _target_met(self, result) -> bool:
         if self.target == 'flops':
             return self.flops_ratio <= 1. - self.schedule.target + 1e-6
+        if self.target == 'latency':
+            return self.latency_ratio <= 1. - self.schedule.target + 1e-6
         kept = sum(c[0] for c in result.channels.values())
         total = sum(c[1] for c in result.channels.values())
         return kept <= round(total * (1. - self.schedule.target))
@@ -503,6 +556,8 @@ class ProgressivePruningHook(Hook):
             original_flops=self.original_flops,
             original_params=self.original_params,
             flops_ratio=self.flops_ratio,
+            original_latency=self.original_latency,
+            latency_ratio=self.latency_ratio,
             generator=self.generator.get_state())
         return state
 
@@ -525,6 +580,8 @@ class ProgressivePruningHook(Hook):
         self.original_flops = state.get('original_flops')
         self.original_params = state.get('original_params')
         self.flops_ratio = state.get('flops_ratio', 1.)
+        self.original_latency = state.get('original_latency')
+        self.latency_ratio = state.get('latency_ratio', 1.)
         if 'generator' in state:  # absent in checkpoints of older versions
             try:
                 self.generator.set_state(state['generator'])

@@ -1,0 +1,143 @@
+"""A latency target, planned on the per-layer table, against the latency
+measured afterwards.
+
+For VGG-19 (BN) and ResNet-56 at CIFAR size, batch 1, on this machine's CPU:
+build (or read from the cache) the latency table in ``--runtime``
+(:mod:`prunedet.pruning.latency_table`), prune a copy of the model in one
+hard step to ``--target`` of its latency (``target='latency'``, global
+ranking: the greedy knapsack of :mod:`prunedet.pruning.pruner`), prune
+another copy to the same share of its FLOPs for comparison, and time both
+beside the unpruned model in one loop (pruned, FLOPs-pruned, unpruned, ...,
+by their medians: :func:`prunedet.deploy.latency.median_times`). Weights are
+random, so channels are ranked by L1 norm on random values: this measures
+how well the plan hits the latency, not accuracy.
+
+    python tools/analysis/benchmark_latency_target.py [--target 0.5] \\
+        [--runtime eager] [--repeats 50]
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+from benchmark_pruning import MODELS_CFG  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+from prunedet.criteria import L1Norm  # noqa: E402
+from prunedet.deploy.latency import median_times, network_fn  # noqa: E402
+from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
+from prunedet.pruning.groups import ChannelGraph  # noqa: E402
+from prunedet.pruning.latency_table import (  # noqa: E402
+    CACHE_DIR, LATENCY_RUNTIMES, LatencyEstimate, measure_latency)
+from prunedet.pruning.pruner import (ChannelPruner,  # noqa: E402
+                                     UnreachableTargetError)
+from prunedet.pruning.tracing import tensor_forward  # noqa: E402
+
+
+def pruned_copy(full, x, target, ratio, round_to, measured):
+    """A copy of ``full`` pruned in one hard step to ``ratio`` of its
+    FLOPs or latency; with the estimated ratio of the latter."""
+    model = copy.deepcopy(full).train()
+    graph = ChannelGraph(model, x.repeat(2, 1, 1, 1), tensor_forward,
+                         ['backbone'])
+    total, per_layer = measure_flops(model, x, tensor_forward)
+    latency = LatencyEstimate.from_measured(measured, graph.groups())
+    pruner = ChannelPruner(
+        graph, L1Norm(), target=target, global_ranking=True,
+        round_to=round_to, soft_steps=0,
+        flops=FlopsEstimate(total, per_layer, graph.groups()),
+        latency=latency)
+    pruner.check(ratio)
+    pruner.step(ratio, last=True)
+    keep = {n: c[0] for n, c in pruner.channels().items()}
+    pruned_flops, _ = measure_flops(model, x, tensor_forward)
+    return model.eval(), pruned_flops / total, latency(keep) / \
+        latency.original
+
+
+def benchmark(name, target, runtime, repeats, round_to, cache_dir,
+              table_repeats):
+    torch.manual_seed(0)
+    full = MODELS.build(MODELS_CFG[name]).eval()
+    x = torch.randn(1, 3, 32, 32)
+    graph = ChannelGraph(full, x.repeat(2, 1, 1, 1), tensor_forward,
+                         ['backbone'])
+    t = time.perf_counter()
+    measured = measure_latency(full, x, graph.groups(), runtime, cache_dir,
+                               table_repeats)
+    table_s = time.perf_counter() - t
+    try:
+        by_latency, flops_l, estimated = pruned_copy(
+            full, x, 'latency', target, round_to, measured)
+    except UnreachableTargetError as error:  # the table says so: report it
+        return dict(model=name, unreachable=str(error))
+    by_flops, flops_f, estimated_f = pruned_copy(full, x, 'flops', target,
+                                                 round_to, measured)
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = [network_fn(m, runtime, x, tmp)
+               for m in (by_latency, by_flops, full)]
+        t_latency, t_flops, t_full = median_times(fns, repeats)
+    return dict(model=name, runtime=runtime, target=1. - target,
+                estimated=estimated, measured=t_latency / t_full,
+                pruned_ms=1e3 * t_latency, full_ms=1e3 * t_full,
+                table_ms=1e3 * measured['total'], flops_ratio=flops_l,
+                flops_plan_measured=t_flops / t_full,
+                flops_plan_estimated=estimated_f, flops_plan_flops=flops_f,
+                table_s=table_s, calibration=measured.get('calibration', 1.))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--target', type=float, default=0.5,
+                        help='share of the latency removed')
+    parser.add_argument('--runtime', default='eager',
+                        choices=LATENCY_RUNTIMES)
+    parser.add_argument('--repeats', type=int, default=200,
+                        help='timed runs of each model, interleaved')
+    parser.add_argument('--table-repeats', type=int, default=20,
+                        help='timed runs of each point of the table')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="torch's (and onnxruntime's) threads; on a "
+                        'machine busy with other work, 1 times steadily')
+    parser.add_argument('--round-to', type=int, default=1)
+    parser.add_argument('--cache-dir', default=CACHE_DIR,
+                        help='latency tables; "none": measured anew')
+    parser.add_argument('--models', nargs='+', default=list(MODELS_CFG))
+    args = parser.parse_args(argv)
+    cache = None if args.cache_dir == 'none' else args.cache_dir
+    if args.threads:  # the table's and the timed models'
+        torch.set_num_threads(args.threads)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'batch 1, CIFAR 32x32, CPU, runtime {args.runtime}, latency '
+          f'target {1 - args.target:.2f} of the unpruned')
+    rows = [
+        benchmark(m, args.target, args.runtime, args.repeats, args.round_to,
+                  cache, args.table_repeats) for m in args.models
+    ]
+    print('model | target | estimated | measured (pruned / unpruned) | '
+          'FLOPs ratio | FLOPs-target plan: FLOPs, estimated, measured '
+          'latency | table: build, unpruned, calibration')
+    for r in rows:
+        if 'unreachable' in r:
+            print(f'{r["model"]} | unreachable: {r["unreachable"]}')
+            continue
+        print(' | '.join([
+            r['model'], f'{r["target"]:.3f}', f'{r["estimated"]:.3f}',
+            f'{r["measured"]:.3f} ({r["pruned_ms"]:.2f} / '
+            f'{r["full_ms"]:.2f} ms)', f'{r["flops_ratio"]:.3f}',
+            f'{r["flops_plan_flops"]:.3f}, {r["flops_plan_estimated"]:.3f}, '
+            f'{r["flops_plan_measured"]:.3f}',
+            f'{r["table_s"]:.1f} s, {r["table_ms"]:.2f} ms, '
+            f'{r["calibration"]:.2f}'
+        ]))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
