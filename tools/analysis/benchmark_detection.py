@@ -8,14 +8,22 @@
    iteration 23, all of it by 90);
 2. pruned / unpruned inference latency per runtime (eager, channels_last,
    BN folded, TorchScript, onnxruntime) next to the FLOPs ratio, for the
-   trained models at the demo's size, and optionally (``--voc-size``) eager
-   for the full-width VGG16 detector at VOC's 600x1000 with the same
-   per-layer channel fractions.
+   trained models at the demo's size;
+3. with ``--voc-size``, the training time where the paper measured it:
+   training steps (forward with losses, backward, optimizer step, batch 1)
+   of the full-width VGG16 Faster R-CNN at VOC's 600x1000, unpruned and at
+   each width the first schedule passes through (the demo run's per-layer
+   kept fractions after each prune event), integrated over the schedule's
+   iterations into a predicted whole-training ratio. The method is checked
+   on the demo itself: its training steps timed at each of its widths,
+   integrated the same way, against its measured whole-run ratio.
 
     python tools/analysis/benchmark_detection.py [--iters 300] [--voc-size]
+        [--step-repeats 3]
 """
 import argparse
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +35,9 @@ sys.path.insert(0, ROOT)
 
 import prunedet  # noqa: E402,F401
 from mmdet.registry import MODELS  # noqa: E402
+from mmdet.structures import DetDataSample  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.structures import InstanceData  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from prunedet.datasets.synthetic_voc import write_shapes_voc  # noqa: E402
 from prunedet.deploy.latency import (TABLE_HEADER, format_rows,  # noqa: E402
@@ -62,31 +73,220 @@ def train(suffix: str, data_root: str, work_dir: str, iters: int,
     if cfg.get('custom_hooks'):
         cfg.custom_hooks[0].update(schedule or {})
     runner = Runner.from_cfg(cfg)
+    hook = pruning_hook(runner)
+    if hook is not None:
+        record_events(hook)
     t = time.perf_counter()
     runner.train()
     seconds = time.perf_counter() - t
     return seconds, runner
 
 
+def pruning_hook(runner):
+    return next((h for h in runner.hooks
+                 if type(h).__name__ == 'ProgressivePruningHook'), None)
+
+
+def record_events(hook) -> None:
+    """Make ``hook`` note, after each prune event, the iteration and the
+    physical widths ``{group: (kept, original)}`` the model trains at from
+    the next iteration on (``hook.events``), and the seconds its graph build
+    and prune events took (``hook.event_seconds``)."""
+    hook.events, hook.event_seconds = [], 0.
+    build, prune = hook._build, hook._prune_step
+
+    def timed_build(runner, data_batch):
+        t = time.perf_counter()
+        build(runner, data_batch)
+        hook.event_seconds += time.perf_counter() - t
+
+    def timed_prune(runner, done):
+        t = time.perf_counter()
+        prune(runner, done)
+        hook.event_seconds += time.perf_counter() - t
+        hook.events.append(
+            (done, {n: tuple(c) for n, c in hook.pruner.channels().items()}))
+
+    hook._build, hook._prune_step = timed_build, timed_prune
+
+
+def schedule_segments(events, iters: int, full):
+    """Iterations trained at each width: ``events`` are ``(done, widths)``
+    (after iteration ``done`` the model has ``widths``), ``full`` the widths
+    before the first event; equal widths are grouped. Returns
+    ``{widths: iterations}`` summing to ``iters``."""
+    counts, start, widths = {}, 0, full
+    for done, new in sorted(events, key=lambda e: e[0]) + [(iters, None)]:
+        done = min(done, iters)
+        if done > start:
+            counts[widths] = counts.get(widths, 0) + done - start
+            start = done
+        widths = new
+    return counts
+
+
+def integrate(counts, step_seconds, full) -> float:
+    """Predicted whole-training ratio: the seconds of training at each
+    width for its iterations, over as many iterations at ``full``."""
+    total = sum(n * step_seconds[w] for w, n in counts.items())
+    return total / (sum(counts.values()) * step_seconds[full])
+
+
+def width_key(channels: dict) -> tuple:
+    """Hashable widths: ``((group, kept), ...)`` in group order."""
+    return tuple((name, int(c[0])) for name, c in channels.items())
+
+
+def shrink(model, widths: dict, x: torch.Tensor):
+    """Cut each backbone group of ``model`` to ``widths[name]`` channels
+    (the first ones go: which ones does not change the time)."""
+    graph = ChannelGraph(model, x, two_stage_forward, ['backbone'])
+    groups = graph.groups()
+    missing = {g.name for g in groups} ^ set(widths)
+    if missing:
+        raise KeyError(f'groups that do not match the demo: {missing}')
+    for group in groups:
+        cut = group.num_channels - widths[group.name]
+        if cut > 0:
+            remove_channels(graph, group, range(cut))
+    return model
+
+
+def step_times(build, batch, optim_cfg, repeats: int,
+               interleave: bool = True):
+    """Median seconds of a training step (``model.train_step``: forward
+    with losses, backward, optimizer step) of each model ``build()`` returns
+    (a list of callables). ``interleave``: all models are kept and timed in
+    turn, so load on the machine hits each alike; otherwise one model at a
+    time (memory: a full VGG16 detector at 600x1000)."""
+    def timer(make):
+        model = make().train()
+        wrapper = build_optim_wrapper(model, optim_cfg)
+        model.train_step(batch, wrapper)  # warm-up, momentum buffers
+
+        def step():
+            t = time.perf_counter()
+            model.train_step(batch, wrapper)
+            return time.perf_counter() - t
+        return step
+
+    if interleave:
+        steps = [timer(make) for make in build]
+        times = [[] for _ in steps]
+        for _ in range(repeats):
+            for step, ts in zip(steps, times):
+                ts.append(step())
+        return [statistics.median(ts) for ts in times]
+    result = []
+    for make in build:
+        step = timer(make)
+        result.append(statistics.median(step() for _ in range(repeats)))
+        del step
+    return result
+
+
+def voc_batch():
+    """One synthetic 600x1000 image with two ground-truth boxes."""
+    h, w = 600, 1000
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.),
+        flip=False, img_id=0))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[120., 80., 420., 500.], [560., 150., 940.,
+                                                         560.]]),
+        labels=torch.tensor([3, 11]))
+    sample.ignored_instances = InstanceData(
+        bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+    return dict(inputs=[image], data_samples=[sample])
+
+
 def flops(model, inputs):
     return measure_flops(model, inputs, two_stage_forward)[0]
 
 
-def voc_size(fractions, repeats):
-    """Full VGG16 Faster R-CNN at 600x1000, each conv cut to the kept
-    fraction of its counterpart in the trained demo model."""
+def voc_size(counts, full_key, fractions, repeats):
+    """Full VGG16 Faster R-CNN at 600x1000: FLOPs ratio at the end (each
+    conv cut to the kept fraction of its counterpart in the trained demo
+    model), and the training step at each width of the schedule
+    (``counts``: demo widths -> iterations), integrated into a predicted
+    whole-training ratio."""
     cfg = load_config(osp.join(ROOT, 'configs', 'faster_rcnn_vgg16_voc.py'))
-    full, pruned = MODELS.build(cfg.model), MODELS.build(cfg.model)
-    full.eval(), pruned.eval()
+    trace = torch.randn(2, 3, 224, 224)  # the graph does not need 600x1000
+    probe = MODELS.build(cfg.model)
+    originals = [(g.name, g.num_channels) for g in ChannelGraph(
+        probe, trace, two_stage_forward, ['backbone']).groups()]
+    del probe
+    if len(originals) != len(fractions):  # the demo has BN: other names
+        raise ValueError(f'{len(originals)} VOC-size conv groups, '
+                         f'{len(fractions)} in the demo')
+
+    def voc_widths(key):  # conv1_1..conv5_3 in order
+        return {name: max(1, round(orig * kept / demo))
+                for (name, orig), (_, kept), (_, demo) in zip(
+                    originals, key, fractions)}
+
+    keys = list(counts)
+    if full_key not in keys:
+        keys.insert(0, full_key)
+    widths = {k: voc_widths(k) for k in keys}
+
+    def make(key):
+        return lambda: shrink(MODELS.build(cfg.model), widths[key], trace)
+
     x = torch.randn(1, 3, 600, 1000)
-    graph = ChannelGraph(pruned, x, two_stage_forward, ['backbone'])
-    for group, kept in zip(graph.groups(), fractions):  # conv1_1..conv5_3
-        remove_channels(graph, group,
-                        range(round(group.num_channels * (1 - kept))))
-    ratio = flops(pruned, x) / flops(full, x)
-    t_pruned, t_full = median_times(
-        [lambda: two_stage_forward(m, x) for m in (pruned, full)], repeats)
-    return ratio, t_pruned / t_full, t_full
+    final = min(counts, key=lambda k: sum(kept for _, kept in k))
+    pruned, full = make(final)().eval(), MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        flops_ratio = flops(pruned, x) / flops(full, x)
+    del pruned, full
+    seconds = dict(zip(keys, step_times(
+        [make(k) for k in keys], voc_batch(), cfg.optim_wrapper, repeats,
+        interleave=False)))
+    return (integrate(counts, seconds, full_key), seconds, widths,
+            flops_ratio, final)
+
+
+def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
+    """The method on the demo: its training step timed at each width its
+    schedule passed through, integrated over the schedule, against the
+    measured whole-run ratio. Besides the steps, a run spends a per-
+    iteration overhead (data loading, hooks, logging: the unpruned run's
+    time per iteration minus its step) and the hook's own build and prune
+    events (timed in the run); the prediction adds both."""
+    hook = pruning_hook(rpgp)
+    original = {n: (c[1], c[1]) for n, c in hook.pruner.channels().items()}
+    full_key = width_key(original)
+    counts = schedule_segments(
+        [(done, width_key(c)) for done, c in hook.events], iters, full_key)
+    cfg = base.cfg
+    batch = next(iter(base.train_dataloader))
+    trace = torch.randn(2, 3, 256, 256)
+    keys = list(counts)
+    if full_key not in keys:
+        keys.insert(0, full_key)
+
+    def make(key):
+        return lambda: shrink(MODELS.build(cfg.model), dict(key), trace)
+
+    seconds = dict(zip(keys, step_times([make(k) for k in keys], batch,
+                                        cfg.optim_wrapper, repeats)))
+    steps_only = integrate(counts, seconds, full_key)
+    overhead = max(t_base / iters - seconds[full_key], 0.)
+    predicted = (sum(n * seconds[k] for k, n in counts.items()) +
+                 iters * overhead + hook.event_seconds) / (
+                     iters * (seconds[full_key] + overhead))
+    return dict(counts=counts, seconds=seconds, full=full_key,
+                steps_only=steps_only, predicted=predicted,
+                measured=t_rpgp / t_base, overhead=overhead,
+                events=hook.event_seconds, original=original)
+
+
+def describe(key, original=None) -> str:
+    """conv widths, compactly: 'kept/original' per group, or kept only."""
+    return ' '.join(f'{k}' if original is None else
+                    f'{k}/{original[n][1]}' for n, k in key)
 
 
 def main(argv=None):
@@ -99,7 +299,12 @@ def main(argv=None):
     parser.add_argument(
         '--voc-size',
         action='store_true',
-        help='also time the full-width detector at 600x1000 (slow on CPU)')
+        help='also predict the whole-training ratio of the full-width '
+        'detector at 600x1000 from its training steps at each width of '
+        'the first schedule, checked on the demo (slow on CPU)')
+    parser.add_argument(
+        '--step-repeats', type=int, default=3,
+        help='timed training steps per width (after one warm-up)')
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix='prunedet_bench_')
     data_root = args.data_root or write_shapes_voc(
@@ -132,13 +337,41 @@ def main(argv=None):
                         repeats=args.repeats)
     print('\n'.join(format_rows('demo detector', 1, rows)))
     if args.voc_size:
-        hook = next(h for h in rpgp.hooks
-                    if type(h).__name__ == 'ProgressivePruningHook')
-        fractions = [k / o for k, o in hook.pruner.channels().values()]
-        ratio, lat, t_full = voc_size(fractions, max(args.repeats // 3, 2))
-        print(f'VOC size        full-width VGG16 at 600x1000: FLOPs ratio '
-              f'{ratio:.3f}, latency ratio {lat:.3f} (unpruned '
-              f'{t_full:.2f} s)')
+        seconds_rpgp = runs[args.schedules[0]][0]
+        check = demo_check(rpgp, base, seconds_rpgp, t_base, args.iters,
+                           args.step_repeats)
+        counts, full = check['counts'], check['full']
+        original = check['original']
+        fractions = [(n, o) for n, (_, o) in original.items()]
+        print(f'\nschedule {args.schedules[0]}: widths the demo trained at '
+              '(kept/original per backbone conv, conv1_1..conv5_3)')
+        print('iterations | widths | share of channels | demo step | '
+              'ratio to unpruned')
+        total = sum(o for _, o in fractions)
+        for key, n in counts.items():
+            t = check['seconds'][key]
+            print(f'{n} | {describe(key, original)} | '
+                  f'{sum(k for _, k in key) / total:.3f} | '
+                  f'{t * 1e3:.0f} ms | {t / check["seconds"][full]:.3f}')
+        print(f'demo check ({args.iters} iterations): predicted from step '
+              f'times {check["steps_only"]:.3f} (steps only); with the '
+              f'unpruned run\'s per-iteration overhead '
+              f'{check["overhead"] * 1e3:.0f} ms and the hook\'s events '
+              f'{check["events"]:.1f} s: predicted {check["predicted"]:.3f}'
+              f', measured {check["measured"]:.3f}, difference '
+              f'{check["predicted"] - check["measured"]:+.3f}')
+        ratio, seconds, widths, flops_ratio, final = voc_size(
+            counts, full, fractions, args.step_repeats)
+        print('\nVOC size: full-width VGG16 Faster R-CNN at 600x1000, '
+              'training step (forward with losses, backward, SGD), batch 1')
+        print('iterations | widths | step time | ratio to unpruned')
+        for key, t in seconds.items():
+            print(f'{counts.get(key, 0)} | '
+                  f'{" ".join(str(v) for v in widths[key].values())} | '
+                  f'{t:.2f} s | {t / seconds[full]:.3f}')
+        print(f'VOC size: predicted whole-training ratio {ratio:.3f} at '
+              f'FLOPs ratio {flops_ratio:.3f} at the end (seed: 0.66 at '
+              '0.70 on a GPU)')
 
 
 if __name__ == '__main__':
