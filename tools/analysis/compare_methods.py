@@ -310,8 +310,9 @@ class Runs:
         else:  # stages before the first that takes the ratio are shared
             first = next((i for i, s in enumerate(stages) if s.ratio),
                          len(stages))
-            name = f'{ratio:g}' if own_ratio is None or own_ratio == ratio \
-                else f'{ratio:g}-as-{own_ratio:g}'  # another value, another run
+            name = 'shared' if ratio is None else f'{ratio:g}' \
+                if own_ratio in (None, ratio) else \
+                f'{ratio:g}-as-{own_ratio:g}'  # another value, another run
             run_dirs = [
                 osp.join(self.work_dir, label,
                          name if ratio is not None and i >= first
