@@ -187,3 +187,15 @@ def test_cells_report_mean_std_range_and_what_the_seeds_cannot_tell_apart():
     assert lines['rpgp']['range'] == '10.00-12.00'
     assert lines['rpgp']['gap'] == '+2.00' and lines['rpgp']['seeds'] == '3/3'
     assert lines['taylor']['result'].startswith('failed')
+
+
+def test_an_equal_budget_that_leaves_a_method_nothing_fails_before_training(
+        tmp_path):
+    """8 epochs in all leave Taylor nothing after the 8-epoch baseline it
+    starts from: the tool says so before any run starts."""
+    tool = load_tool('analysis/compare_methods')
+    with pytest.raises(ValueError, match='--equal-epochs 8 for taylor'):
+        tool.main(['classification/lenet5_fashion_mnist', '--scale', '0.4',
+                   '--protocols', 'paper', 'equal', '--equal-epochs', '8',
+                   '--work-dir', str(tmp_path)])
+    assert os.listdir(str(tmp_path)) == []

@@ -639,17 +639,25 @@ def main(argv=None):
             seed_dir = osp.join(work_dir, f'seed_{seed}')
         runs = Runs(args.task, seed_dir, options, args.data_root,
                     per_method, args.scale)
-        if 'paper' not in protocols:  # what post-training methods load
-            baseline = runs.run('baseline', available['baseline'][0], None,
-                                'baseline')
-            if 'error' in baseline:
-                raise RuntimeError(f'the baseline failed: {baseline["error"]}')
         total = args.equal_epochs or max(
             (runs.baseline_epochs() + sum(
                 e or 0 for e in runs.protocol_epochs(m, v, 'paper'))
              for m in methods for v in available[m]
              if any(s.load == 'baseline' for s in v)),
             default=runs.baseline_epochs())
+        if 'equal' in protocols:  # an impossible budget fails before training
+            for method in methods:
+                for stages in available[method]:
+                    try:
+                        runs.protocol_epochs(method, stages, 'equal', total)
+                    except ValueError as error:
+                        raise ValueError(f'--equal-epochs {total} for '
+                                         f'{method}: {error}') from None
+        if 'paper' not in protocols:  # what post-training methods load
+            baseline = runs.run('baseline', available['baseline'][0], None,
+                                'baseline')
+            if 'error' in baseline:
+                raise RuntimeError(f'the baseline failed: {baseline["error"]}')
         for protocol in protocols:
             if protocol == 'equal' and args.equal_seeds is not None and \
                     seed not in args.equal_seeds:
