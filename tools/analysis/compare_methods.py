@@ -219,12 +219,12 @@ class Runs:
         train, or counts iterations)."""
         if not stage.trains:
             return None
-        own = self._config(stage, method).get('train_cfg', {}).get(
-            'max_epochs')
         asked = [o for o in self._stage_options(stage, method)
                  if o.startswith(EPOCHS)]
-        if asked:
+        if asked:  # no config to read
             return int(asked[-1][len(EPOCHS):])
+        own = self._config(stage, method).get('train_cfg', {}).get(
+            'max_epochs')
         return own and max(1, round(own * self.scale))
 
     def train(self, stage: Stage, run_dir: str, ratio, load_from,
