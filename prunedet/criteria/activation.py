@@ -91,15 +91,21 @@ class TaylorActivation(BaseCriterion):
     def _track(self, group: ChannelGroup, output: torch.Tensor,
                stage: int) -> None:
         tracked = _Map(group, output, stage)
-        self._maps[id(output)] = tracked
+        key = id(output)
+        self._maps[key] = tracked
 
+        # The hook must not hold ``output``: output -> grad_fn -> hook ->
+        # output is a cycle through C++ that the garbage collector cannot
+        # see, and it would keep every tracked map (and its autograd graph)
+        # alive for the rest of the run.
         def on_backward(grad):
             if tracked.final:
                 taylor = tracked.act * grad
                 if taylor.dim() > 2:  # mean over spatial positions
                     taylor = taylor.flatten(2).mean(2)
                 self.observe(tracked.group, self.batch_score(taylor))
-            self._maps.pop(id(output), None)
+            if self._maps.get(key) is tracked:
+                del self._maps[key]
 
         output.register_hook(on_backward)
 
