@@ -4,14 +4,22 @@ against a threshold here (the benchmarks carry the numbers)."""
 import pytest
 import torch
 
+from mmdet.registry import MODELS as DET_MODELS
+from mmengine.registry import DefaultScope
+
+from conftest import config_path
 from models import build_classifier, graph_of
 from prunedet.criteria import BaseCriterion, L1Norm
 from prunedet.engine import ProgressivePruningHook
+from prunedet.models.detectors import two_stage_forward
 from prunedet.pruning import latency_table
+from prunedet.pruning.flops import layer_sides
+from prunedet.pruning.groups import ChannelGraph
 from prunedet.pruning.layers import layer_pruner
 from prunedet.pruning.latency_table import (LatencyEstimate, LayerLatency,
                                             check_runtime, measure_latency)
 from prunedet.pruning.pruner import ChannelPruner
+from prunedet.utils.config import load_config
 
 
 class Fixed(BaseCriterion):
@@ -165,3 +173,107 @@ def test_bad_runtime_and_target_names_fail_clearly(resnet20):
     with pytest.raises(ValueError, match=r"target='latency' needs an "
                        r"estimate of the latency"):
         ChannelPruner(graph, L1Norm(), target='latency')
+
+
+@pytest.fixture(scope='module')
+def detector():
+    """The demo detector at 128x128 (its layers, a smaller input)."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = DET_MODELS.build(load_config(
+            config_path('demo', 'faster_rcnn_vgg16_shapes.py')).model)
+    x = torch.randn(1, 3, 128, 128)
+    graph = ChannelGraph(model.eval(), x.repeat(2, 1, 1, 1),
+                         two_stage_forward, ['backbone'])
+    return model, x, graph
+
+
+def test_layers_without_weights_follow_the_layer_that_reads_them(
+        detector, tmp_path):
+    """RoIAlign's time goes with fc6's input (conv5_3's channels, read
+    through a flatten), a pool's and a ReLU's with the next conv's input;
+    the RPN's ReLU feeds only layers no group cuts: it stays fixed."""
+    model, x, graph = detector
+    sides = layer_sides(graph.groups())
+    names = [n for n in sides if isinstance(
+        dict(model.named_modules())[n], latency_table._TIMED)]
+    shapes, follows = latency_table._trace_calls(model, x, names, sides,
+                                                 str(tmp_path))
+    assert set(shapes) == set(names)
+    layer, side, args = follows['roi_head.bbox_roi_extractor.roi_layers.0']
+    assert (layer, side) == ('roi_head.bbox_head.shared_fcs.0', 'in')
+    assert args[1].shape == (100, 5)  # the RoIs it was called with
+    assert follows['backbone.features.6'][:2] == (  # conv1_2's pool
+        'backbone.features.7', 'in')
+    assert follows['backbone.features.5'][:2] == ('backbone.features.7',
+                                                  'in')
+    assert not any(n.startswith('rpn_head') for n in follows)
+
+
+def fake_times(fns, repeats, warmup=2, before=None):
+    """The n-th point of a grid (narrowest first) takes n ms, the whole
+    network (the last call) 100 ms."""
+    return [1e-3 * (i + 1) for i in range(len(fns) - 1)] + [0.1]
+
+
+def test_followers_are_in_the_table_and_cut_with_their_group(
+        detector, tmp_path, monkeypatch):
+    model, x, graph = detector
+    monkeypatch.setattr(latency_table, 'median_times', fake_times)
+    measured = measure_latency(model, x, graph.groups(), 'eager', None)
+    roi = 'roi_head.bbox_roi_extractor.roi_layers.0'
+    assert measured['follows'][roi] == ['roi_head.bbox_head.shared_fcs.0',
+                                        'in']
+    assert measured['widths'][roi] == [128, 128]
+    assert measured['layers'][roi]['ins'] == [16, 32, 64, 96, 128]
+    estimate = LatencyEstimate.from_measured(measured, graph.groups())
+    keep = {g.name: g.num_channels for g in graph.groups()}
+    assert estimate(keep) == pytest.approx(measured['total'])
+    # without its followers, conv5_3 saves only its own and its readers'
+    unfollowed = LatencyEstimate.from_measured(
+        dict(measured, follows={}), graph.groups())
+    assert len(unfollowed.terms) == len(estimate.terms) - len(
+        measured['follows'])
+    conv5_3 = 'backbone.features.40'
+    assert estimate.saving_per_channel(keep, conv5_3) > \
+        unfollowed.saving_per_channel(keep, conv5_3) > 0
+
+
+def test_a_follower_that_costs_the_same_at_every_width_stays_fixed(
+        detector, monkeypatch):
+    model, x, graph = detector
+    monkeypatch.setattr(latency_table, 'median_times',
+                        lambda fns, *args, **kwargs: [1e-3] * len(fns))
+    measured = measure_latency(model, x, graph.groups(), 'eager', None)
+    assert measured['follows'] == {}
+    assert 'backbone.features.40' in measured['layers']
+
+
+def test_a_follower_counts_as_its_layers_input_side(resnet20):
+    """A made-up follower of a conv's input costs 1 s per channel: cutting
+    the group of that input by 4 saves 4 s more than without it; one
+    following a layer no group holds stays in the fixed time."""
+    model, graph = resnet20
+    names = {n for g in graph.groups() for n in g.members}
+    full = widths(model, names)
+    layers = {n: (lambda i, o: 0.) for n in names}
+    group = layer_sides(graph.groups())[A]['in'][0][0]
+    width = {g.name: g for g in graph.groups()}[group].num_channels
+    estimate = LatencyEstimate(
+        100., dict(layers, relu=lambda i, o: float(i), other=lambda i, o: 7.),
+        dict(full, relu=[width, width], other=[1, 1]), graph.groups(),
+        follows={'relu': (A, 'in'), 'other': ('not.a.layer', 'in')})
+    keep = {g.name: g.num_channels for g in graph.groups()}
+    assert estimate.fixed == pytest.approx(100. - width)
+    keep[group] -= 4
+    assert estimate(keep) == pytest.approx(100. - 4)
+
+
+def test_a_call_with_a_large_output_is_timed_after_an_untimed_one():
+    calls, big = [], torch.zeros(1 << 18)  # 1 MB
+
+    def call(name, output):
+        return lambda: calls.append(name) or output
+
+    latency_table._median_times([call('small', big[:-1]), call('big', big)],
+                                repeats=1)
+    assert calls == ['small', 'big'] + ['small', 'big', 'big'] * 3

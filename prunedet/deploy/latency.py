@@ -20,7 +20,7 @@ import os.path as osp
 import statistics
 import time
 import warnings
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -96,13 +96,17 @@ def network_fn(model: nn.Module, runtime: str, inputs: torch.Tensor,
     return lambda: runners['roi_head'](runners['features'](inputs)[0], rois)
 
 
-def median_times(fns: Sequence[Callable], repeats: int,
-                 warmup: int = 2) -> List[float]:
-    """Median seconds per call of each ``fn``, called in turn."""
+def median_times(fns: Sequence[Callable], repeats: int, warmup: int = 2,
+                 before: Optional[Callable[[Callable], None]] = None
+                 ) -> List[float]:
+    """Median seconds per call of each ``fn``, called in turn;
+    ``before(fn)``, untimed, right before each timed call."""
     times = [[] for _ in fns]
     with torch.no_grad():
         for i in range(warmup + repeats):
             for fn, ts in zip(fns, times):
+                if before is not None:
+                    before(fn)
                 t = time.perf_counter()
                 fn()
                 if i >= warmup:

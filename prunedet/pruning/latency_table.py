@@ -15,21 +15,35 @@ depthwise conv (one count for both sides) is timed along its one count. In
 and a session's own cost per call (that of an identity) is subtracted from
 each layer's.
 
+Layers without weights cost time that follows the channels too: a max
+pool, an activation, the RoIAlign that crops a detector's RoIs from the last
+conv's output (at 256x256 the demo detector's pools and RoIAlign are a
+quarter of its latency). Each such "follower" is timed alone at the grid of
+its channels, with the other arguments it got (the RoIs), and its time goes
+with the channels of the timed layer that reads its output (directly, or
+through other followers and views: fc6 reads RoIAlign's output flattened),
+which the planner cuts. A follower that costs about the same at every width
+(a ReLU at 32x32: the call's overhead) stays in the fixed time.
+
 A layer's grid points are timed in turn with the whole network, by their
 medians, and kept as shares of the network's latency in that loop: a load
 that changes between layers (this machine trains other models) changes no
-share. The shares are turned into seconds with the median of the network's
-latencies, and each layer's latency is made non-decreasing in both counts
-(a point slowed by load would otherwise ask the planner to cut into a
-"cliff" that is not there, or to keep channels for speed). Layers
-of one configuration (ResNet's repeated blocks) are timed once. What the
-table does not hold (activations, pooling, additions, the framework's own
-work) is the measured latency of the whole network minus the layers' sum at
-full width, and stays fixed as channels go. Timed alone, layers do not cost
-what they cost inside the network (caches, the framework's work around
-them), so the layers' shares are calibrated once: the network is timed
-beside a copy of it with every group at half width, and the shares are
-scaled so that the table predicts that ratio.
+share. A point with a large output (1 MB) is timed right after an untimed
+call of it: right after the network it would page-fault its output, which
+it does not inside the network. The shares are
+turned into seconds with the median of the network's latencies, and each
+layer's latency is made non-decreasing in both counts (a point slowed by
+load would otherwise ask the planner to cut into a "cliff" that is not
+there, or to keep channels for speed). Layers of one configuration
+(ResNet's repeated blocks) are timed once. What the table does not hold
+(additions, the framework's own work, followers whose output no timed
+layer reads, a module's second call) is the measured latency of the whole
+network minus the layers' sum at full width, and stays fixed as channels
+go. Timed alone, layers do not cost what they cost inside the network
+(caches, the framework's work around them), so the layers' shares are
+calibrated once: the network is timed beside a copy of it with every group
+at half width, and the shares are scaled so that the table predicts that
+ratio.
 
 The table is built once and cached as JSON under ``cache_dir``, keyed by the
 timed layers' signature (names, types, shapes, inputs), the input shape, the
@@ -60,7 +74,12 @@ from .layers import layer_pruner, reshape_layer, weightless
 LATENCY_RUNTIMES = ('eager', 'channels_last', 'onnxruntime')
 GRID = (1., .75, .5, .25, .125)
 CACHE_DIR = osp.join('~', '.cache', 'prunedet', 'latency')
-TABLE_VERSION = 4  # bump when what is measured changes
+TABLE_VERSION = 5  # bump when what is measured changes
+_PAGE_FAULTS = 1 << 20  # bytes of output from which a point is rewarmed
+# a follower whose narrowest point costs more than this share of its widest
+# is per-call overhead: it stays in the fixed time, where it uses up none
+# of the share of the latency that the calibration may give the layers
+FLAT = .75
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 _TIMED = (nn.modules.conv._ConvNd, nn.Linear) + _NORMS
@@ -137,6 +156,9 @@ class LatencyEstimate:
         widths: ``(in, out)`` channels of each layer in ``layers`` now.
         groups: the current groups (their channel counts are the reference).
         original: latency before any pruning (default: ``total``).
+        follows: ``{follower: (layer, side)}``: a layer without weights
+            (``layers`` holds its table, along its input channels) whose
+            channels are the ``side`` (``'in'`` or ``'out'``) of ``layer``.
     """
 
     def __init__(self,
@@ -144,14 +166,19 @@ class LatencyEstimate:
                  layers: Dict[str, Callable[[float, float], float]],
                  widths: Dict[str, Sequence[int]],
                  groups: Iterable[ChannelGroup],
-                 original: Optional[float] = None):
+                 original: Optional[float] = None,
+                 follows: Optional[Dict[str, Sequence[str]]] = None):
         self.original = float(original if original is not None else total)
         groups = list(groups)
         self.reference = {g.name: g.num_channels for g in groups}
         # (table, in width, out width, groups of the output, of the input)
         self.terms = []
         self.fixed = float(total)
-        for layer, side in layer_sides(groups).items():
+        sides = layer_sides(groups)
+        for follower, (layer, side) in (follows or {}).items():
+            if layer in sides:  # its input is cut as that side, out is not
+                sides[follower] = {'in': sides[layer][side], 'out': []}
+        for layer, side in sides.items():
             if layer in layers:
                 num_in, num_out = widths[layer]
                 self.fixed -= layers[layer](num_in, num_out)
@@ -172,7 +199,7 @@ class LatencyEstimate:
             for name, table in measured['layers'].items()
         }
         return cls(measured['total'], layers, measured['widths'], groups,
-                   original)
+                   original, measured.get('follows'))
 
     def _sum(self, terms, keep: Dict[str, int]) -> float:
         total = 0.
@@ -228,44 +255,122 @@ def _layer_at(module: nn.Module, num_in: int, num_out: int) -> nn.Module:
     return layer
 
 
-def _input_shapes(model: nn.Module, inputs: torch.Tensor,
-                  names: Sequence[str], tmp: str) -> Dict[str, list]:
-    """The shape each layer's input has when the network runs on
-    ``inputs`` (as :func:`~prunedet.deploy.latency.network_fn` runs it)."""
+def _leaves(model: nn.Module):
+    return [(n, m) for n, m in model.named_modules()
+            if not next(m.children(), None)]
+
+
+def _storage(x) -> Optional[int]:
+    return x.untyped_storage().data_ptr() if torch.is_tensor(x) else None
+
+
+def _trace_calls(model: nn.Module, inputs: torch.Tensor,
+                 names: Sequence[str], sides: dict, tmp: str):
+    """Run the network on ``inputs`` (as
+    :func:`~prunedet.deploy.latency.network_fn` runs it) and return the
+    input shape of each timed layer in ``names``, and the followers:
+    ``{name: (layer, side, args)}`` for each leaf module without weights
+    whose output a timed layer reads (through other followers and views:
+    the same storage), ``args`` what it was called with."""
     modules = dict(model.named_modules())
-    shapes, handles = {}, []
+    # (name, args, output) in call order; held, so that no storage is
+    # reused by a later tensor while storages are compared
+    calls, handles = [], []
 
     def record(name):
-        def hook(module, args):
-            shapes.setdefault(name, list(args[0].shape))
+        def hook(module, args, output):
+            if args and torch.is_tensor(args[0]) and args[0].dim() >= 2 \
+                    and torch.is_tensor(output):
+                calls.append((name, args, output))
         return hook
 
-    for name in names:
-        handles.append(modules[name].register_forward_pre_hook(record(name)))
+    for name, module in _leaves(model):
+        handles.append(module.register_forward_hook(record(name)))
     try:
         with torch.no_grad():
             network_fn(model, 'eager', inputs, tmp)()
     finally:
         for handle in handles:
             handle.remove()
-    return shapes
+    shapes, follows = {}, {}
+    reader = {}  # storage -> (layer, side) of the first timed layer after
+    for name, args, output in reversed(calls):
+        module = modules[name]
+        if name in names:
+            shapes[name] = list(args[0].shape)  # the first call's
+            side = 'in' if sides[name]['in'] else (
+                'out' if isinstance(module, _NORMS) else None)
+            reader[_storage(args[0])] = (name, side) if side else None
+        elif next(module.parameters(), None) is not None:
+            reader[_storage(args[0])] = None  # a layer that is not cut
+        else:
+            target = reader.get(_storage(output))
+            if target is not None:
+                follows[name] = (*target, args)
+            reader[_storage(args[0])] = target
+    return shapes, follows
 
 
-def _layer_fn(layer: nn.Module, x: torch.Tensor, runtime: str,
+def _layer_fn(layer: nn.Module, args: tuple, runtime: str,
               path: str) -> Callable[[], object]:
+    """A call of ``layer(*args)`` in ``runtime`` (channels on the first
+    argument)."""
     if runtime == 'eager':
-        return lambda: layer(x)
+        return lambda: layer(*args)
     if runtime == 'channels_last':
-        layer, x = layer.to(memory_format=torch.channels_last), _nhwc(x)
-        return lambda: layer(x)
+        layer = layer.to(memory_format=torch.channels_last)
+        args = (_nhwc(args[0]), *args[1:])
+        return lambda: layer(*args)
+    if hasattr(layer, 'use_torchvision'):  # mmcv's RoIAlign: exported as
+        layer = copy.copy(layer)  # torchvision's, as the network's is
+        layer.use_torchvision = True  # (prunedet.deploy.parts)
     # TorchScript-based export: a single layer needs none of the newer
     # exporter's coverage, and it is 50 times faster (0.05 s against 3 s)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        torch.onnx.export(layer, (x, ), path, dynamo=False,
-                          input_names=['inputs'])
+        torch.onnx.export(layer, args, path, dynamo=False,
+                          input_names=[f'input{i}' for i in range(len(args))])
     session = ort_session(path)
-    return lambda: run_session(session, x)
+    return lambda: run_session(session, *args)
+
+
+def _nbytes(value) -> int:
+    if torch.is_tensor(value):
+        return value.nelement() * value.element_size()
+    if isinstance(value, (list, tuple)):
+        return sum(map(_nbytes, value))
+    return 0
+
+
+def _median_times(fns: List[Callable], repeats: int) -> List[float]:
+    """:func:`~prunedet.deploy.latency.median_times`, where a call whose
+    output is large is timed right after an untimed one of it. Right after
+    the whole network, the allocator gives a large output fresh pages
+    (page faults: a BN at 256x256 took 6 times its time), which inside the
+    network, called in a loop, it does not. Small outputs are timed as
+    they come: a call right after itself finds its weights in the caches,
+    which inside the network it does not (VGG-19's late layers at 32x32)."""
+    with torch.no_grad():
+        rewarm = {id(fn) for fn in fns if _nbytes(fn()) >= _PAGE_FAULTS}
+    return median_times(fns, repeats,
+                        before=lambda fn: fn() if id(fn) in rewarm else None)
+
+
+def _in_shares(fns: List[Callable], shape: Sequence[int], runtime: str,
+               tmp: str, repeats: int, network: Callable[[], object]
+               ) -> Tuple[List[float], float]:
+    """Median seconds of each of ``fns`` in shares of the whole
+    ``network``'s, timed in the same loop; and the network's seconds."""
+    if runtime == 'onnxruntime':  # a session's own cost per call, which
+        # the whole network pays once, not once per layer: subtracted
+        fns = fns + [_layer_fn(nn.Identity(), (torch.randn(*shape), ),
+                               runtime, osp.join(tmp, 'identity.onnx'))]
+    seconds = _median_times(fns + [network], repeats)
+    whole = seconds.pop()
+    if runtime == 'onnxruntime':
+        call = seconds.pop()
+        seconds = [max(s - call, 0.) for s in seconds]
+    return [s / whole for s in seconds], whole
 
 
 def _time_layer(module: nn.Module, shape: Sequence[int], ins: List[int],
@@ -281,21 +386,33 @@ def _time_layer(module: nn.Module, shape: Sequence[int], ins: List[int],
             layer = _layer_at(module, num_out if tied else num_in, num_out)
             x = list(shape)
             x[axis] = layer_pruner(layer).get_in_channels(layer)
-            fns.append(_layer_fn(layer, torch.randn(*x), runtime,
+            fns.append(_layer_fn(layer, (torch.randn(*x), ), runtime,
                                  osp.join(tmp, f'layer{len(fns)}.onnx')))
-    if runtime == 'onnxruntime':  # a session's own cost per call, which
-        # the whole network pays once, not once per layer: subtracted
-        fns.append(_layer_fn(nn.Identity(), torch.randn(*shape), runtime,
-                             osp.join(tmp, 'identity.onnx')))
-    seconds = median_times(fns + [network], repeats)
-    whole = seconds.pop()
-    if runtime == 'onnxruntime':
-        call = seconds.pop()
-        seconds = [max(s - call, 0.) for s in seconds]
-    shares = [s / whole for s in seconds]
+    shares, whole = _in_shares(fns, shape, runtime, tmp, repeats, network)
     return dict(ins=ins, outs=outs,
                 seconds=[shares[i * len(outs):(i + 1) * len(outs)]
                          for i in range(len(ins))]), whole
+
+
+def _time_follower(module: nn.Module, args: tuple, runtime: str, tmp: str,
+                   repeats: int, network: Callable[[], object]
+                   ) -> Tuple[dict, float]:
+    """A layer without weights at the grid of its first argument's
+    channels (axis 1), in shares of the whole ``network``'s latency; one
+    out count (not cut). It gets the first channels of the activations the
+    network gave it, and the other arguments as they were: its time may
+    depend on the values (mmcv's RoIAlign takes 22 ms on random values, 14
+    on the demo detector's features and 10 on zeros)."""
+    ins, fns = _grid(args[0].shape[1]), []
+    for num_in in ins:
+        x = args[0].narrow(1, 0, num_in).clone(
+            memory_format=torch.contiguous_format)
+        fns.append(_layer_fn(module, (x, *args[1:]), runtime,
+                             osp.join(tmp, f'follower{len(fns)}.onnx')))
+    shares, whole = _in_shares(fns, args[0].shape, runtime, tmp, repeats,
+                               network)
+    return dict(ins=ins, outs=[ins[-1]],
+                seconds=[[v] for v in shares]), whole
 
 
 def measure_latency(model: nn.Module,
@@ -308,8 +425,9 @@ def measure_latency(model: nn.Module,
     """The plain latency table of ``model`` at ``inputs[:1]``'s shape in
     ``runtime`` with ``threads`` (default: as many as torch uses now):
     ``{'total': s, 'layers': {name: LayerLatency dict}, 'widths': {name:
-    [in, out]}}``; read from ``cache_dir`` when it holds it, measured and
-    written there otherwise (``None``: no cache)."""
+    [in, out]}, 'follows': {follower: [layer, side]}}``; read from
+    ``cache_dir`` when it holds it, measured and written there otherwise
+    (``None``: no cache)."""
     check_runtime(runtime)
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -334,7 +452,7 @@ def _cached_table(model, inputs, groups, runtime, cache_dir,
     ]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            shapes = _input_shapes(model, inputs, names, tmp)
+            shapes, follows = _trace_calls(model, inputs, names, sides, tmp)
             names = [n for n in names if n in shapes]  # not called: no cost
             widths = {}
             for n in names:
@@ -346,7 +464,10 @@ def _cached_table(model, inputs, groups, runtime, cache_dir,
                        threads=torch.get_num_threads(), grid=GRID,
                        layers=[[n, repr(modules[n]), shapes[n],
                                 sorted(k for k, v in sides[n].items() if v)]
-                               for n in names])
+                               for n in names],
+                       follows=[[n, repr(modules[n]), layer, side,
+                                 [_shape(a) for a in args]]
+                                for n, (layer, side, args) in follows.items()])
             path = None
             if cache_dir is not None:
                 digest = hashlib.sha1(
@@ -357,7 +478,7 @@ def _cached_table(model, inputs, groups, runtime, cache_dir,
                     with open(path) as f:
                         return json.load(f)
             table = _measure(model, inputs, groups, modules, names, sides,
-                             shapes, widths, runtime, tmp, repeats)
+                             shapes, widths, follows, runtime, tmp, repeats)
         finally:
             model.train(was_training)
     if path is not None:
@@ -397,7 +518,7 @@ def _calibration(model, inputs, groups, estimate, runtime, tmp,
     try:
         half, keep = _half_width(model, groups)
         fns = [network_fn(m, runtime, inputs, tmp) for m in (model, half)]
-        full_s, half_s = median_times(fns, repeats)
+        full_s, half_s = _median_times(fns, repeats)
     except Exception as error:  # a model whose attributes mirror widths
         warnings.warn(f'latency table not calibrated: the half-width copy '
                       f'does not run ({error})')
@@ -412,8 +533,12 @@ def _calibration(model, inputs, groups, estimate, runtime, tmp,
     return min(max(factor, 1e-3), estimate.original / layers_full)
 
 
+def _shape(arg):
+    return list(arg.shape) if torch.is_tensor(arg) else repr(arg)
+
+
 def _measure(model, inputs, groups, modules, names, sides, shapes, widths,
-             runtime, tmp, repeats) -> dict:
+             follows, runtime, tmp, repeats) -> dict:
     network = network_fn(model, runtime, inputs, tmp)
     signatures, shares, wholes = {}, {}, []
     for n in names:
@@ -429,7 +554,27 @@ def _measure(model, inputs, groups, modules, names, sides, shapes, widths,
                 network)
             wholes.append(whole)
         signatures[n] = signature
-    total = statistics.median(wholes or median_times([network], repeats))
+    flat = set()  # followers that cost the same at every width
+    for n, (layer, side, args) in follows.items():
+        signature = (repr(modules[n]), tuple(map(str, map(_shape, args))))
+        if signature not in shares and signature not in flat:
+            try:
+                table, whole = _time_follower(modules[n], args, runtime,
+                                              tmp, repeats, network)
+            except Exception as error:  # not exported, say: left fixed
+                warnings.warn(f'latency table: {n} not timed ({error}); '
+                              'its time is taken as fixed')
+                continue
+            wholes.append(whole)
+            seconds = table['seconds']
+            if seconds[0][0] > FLAT * seconds[-1][0]:
+                flat.add(signature)
+            else:
+                shares[signature] = table
+        if signature not in flat:
+            signatures[n] = signature
+            widths[n] = [args[0].shape[1]] * 2
+    total = statistics.median(wholes or _median_times([network], repeats))
 
     def in_seconds(factor):
         tables = {
@@ -438,7 +583,9 @@ def _measure(model, inputs, groups, modules, names, sides, shapes, widths,
             for signature, table in shares.items()
         }
         return dict(total=total, widths=widths, layers={
-            n: tables[signature] for n, signature in signatures.items()})
+            n: tables[signature] for n, signature in signatures.items()},
+                    follows={n: list(follows[n][:2]) for n in signatures
+                             if n in follows})
 
     measured = in_seconds(total)
     factor = _calibration(model, inputs, groups,

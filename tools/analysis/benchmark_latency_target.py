@@ -1,8 +1,10 @@
 """A latency target, planned on the per-layer table, against the latency
 measured afterwards.
 
-For VGG-19 (BN) and ResNet-56 at CIFAR size, batch 1, on this machine's CPU:
-build (or read from the cache) the latency table in ``--runtime``
+For VGG-19 (BN) and ResNet-56 at CIFAR size and the demo detector (Faster
+R-CNN VGG16 x0.25 of ``configs/demo/faster_rcnn_vgg16_shapes.py`` at
+256x256, its backbone pruned), batch 1, on this machine's CPU: build (or
+read from the cache) the latency table in ``--runtime``
 (:mod:`prunedet.pruning.latency_table`), prune a copy of the model in one
 hard step to ``--target`` of its latency (``target='latency'``, global
 ranking: the greedy knapsack of :mod:`prunedet.pruning.pruner`), prune
@@ -12,11 +14,22 @@ by their medians: :func:`prunedet.deploy.latency.median_times`). Weights are
 random, so channels are ranked by L1 norm on random values: this measures
 how well the plan hits the latency, not accuracy.
 
+The table models, and ``measured`` times, the network the hook prunes: for
+the detector that is its tensor forward (backbone, RPN head, RoIAlign and
+the bbox head on the test-time number of RoIs,
+:func:`prunedet.deploy.latency.network_fn`). A deployed detector also turns
+the RPN's outputs into proposals (anchors, decoding, NMS) and the bbox
+head's into detections (per-class NMS); that work does not shrink with the
+channels, so the whole inference (``whole``: mmdet's post-processing around
+the network's parts in the same runtime,
+:class:`prunedet.deploy.runtime.OnnxTwoStageDetector`) is timed beside it.
+
     python tools/analysis/benchmark_latency_target.py [--target 0.5] \\
-        [--runtime eager] [--repeats 50]
+        [--runtime eager] [--repeats 50] [--models vgg19 resnet56 detector]
 """
 import argparse
 import copy
+import json
 import os.path as osp
 import sys
 import tempfile
@@ -27,26 +40,67 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
+import prunedet  # noqa: E402,F401
 from benchmark_pruning import MODELS_CFG  # noqa: E402
+from mmdet.registry import MODELS as DET_MODELS  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from prunedet.criteria import L1Norm  # noqa: E402
-from prunedet.deploy.latency import median_times, network_fn  # noqa: E402
+from prunedet.deploy.latency import (median_times, network_fn,  # noqa: E402
+                                     part_runners)
+from prunedet.deploy.runtime import (DEPLOY_FILE,  # noqa: E402
+                                     OnnxTwoStageDetector)
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
 from prunedet.pruning.latency_table import (  # noqa: E402
     CACHE_DIR, LATENCY_RUNTIMES, LatencyEstimate, measure_latency)
 from prunedet.pruning.pruner import (ChannelPruner,  # noqa: E402
                                      UnreachableTargetError)
-from prunedet.pruning.tracing import tensor_forward  # noqa: E402
+from prunedet.pruning.tracing import trace_forward  # noqa: E402
+from prunedet.utils.config import load_config  # noqa: E402
+
+DETECTOR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))), 'configs', 'demo', 'faster_rcnn_vgg16_shapes.py')
+MODEL_NAMES = list(MODELS_CFG) + ['detector']
+
+
+def build(name):
+    """The unpruned model (eval mode) and a batch-1 input: the classifiers
+    at CIFAR's 32x32, the demo detector at its 256x256."""
+    if name == 'detector':
+        cfg = load_config(DETECTOR)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            model = DET_MODELS.build(cfg.model)
+        model.cfg = cfg  # its heads' post-processing, for whole_fn
+        return model.eval(), torch.randn(1, 3, 256, 256)
+    return MODELS.build(MODELS_CFG[name]).eval(), torch.randn(1, 3, 32, 32)
+
+
+def whole_fn(model, runtime, x, folder):
+    """A detector's whole inference on ``x``: its network's parts in
+    ``runtime`` and mmdet's proposals and detections around them (NMS,
+    RoIAlign on the proposals), as deployed."""
+    cfg = model.cfg.model
+    with open(osp.join(folder, DEPLOY_FILE), 'w') as f:
+        json.dump(dict(
+            task='detection', test_cfg=cfg.test_cfg.to_dict(),
+            bbox_head=cfg.roi_head.bbox_head.to_dict(),
+            rpn_head={k: v for k, v in cfg.rpn_head.to_dict().items()
+                      if k not in ('train_cfg', 'test_cfg')}), f)
+    detector = OnnxTwoStageDetector(
+        folder, parts=part_runners(model, runtime, x.shape[1:], folder))
+    h, w = x.shape[2:]
+    metas = [dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.))]
+    return lambda: detector.predict(x, metas)
 
 
 def pruned_copy(full, x, target, ratio, round_to, measured):
     """A copy of ``full`` pruned in one hard step to ``ratio`` of its
     FLOPs or latency; with the estimated ratio of the latter."""
     model = copy.deepcopy(full).train()
-    graph = ChannelGraph(model, x.repeat(2, 1, 1, 1), tensor_forward,
-                         ['backbone'])
-    total, per_layer = measure_flops(model, x, tensor_forward)
+    forward = trace_forward(model)
+    graph = ChannelGraph(model, x.repeat(2, 1, 1, 1), forward, ['backbone'])
+    total, per_layer = measure_flops(model, x, forward)
     latency = LatencyEstimate.from_measured(measured, graph.groups())
     pruner = ChannelPruner(
         graph, L1Norm(), target=target, global_ranking=True,
@@ -56,7 +110,7 @@ def pruned_copy(full, x, target, ratio, round_to, measured):
     pruner.check(ratio)
     pruner.step(ratio, last=True)
     keep = {n: c[0] for n, c in pruner.channels().items()}
-    pruned_flops, _ = measure_flops(model, x, tensor_forward)
+    pruned_flops, _ = measure_flops(model, x, forward)
     return model.eval(), pruned_flops / total, latency(keep) / \
         latency.original
 
@@ -64,9 +118,8 @@ def pruned_copy(full, x, target, ratio, round_to, measured):
 def benchmark(name, target, runtime, repeats, round_to, cache_dir,
               table_repeats):
     torch.manual_seed(0)
-    full = MODELS.build(MODELS_CFG[name]).eval()
-    x = torch.randn(1, 3, 32, 32)
-    graph = ChannelGraph(full, x.repeat(2, 1, 1, 1), tensor_forward,
+    full, x = build(name)
+    graph = ChannelGraph(full, x.repeat(2, 1, 1, 1), trace_forward(full),
                          ['backbone'])
     t = time.perf_counter()
     measured = measure_latency(full, x, graph.groups(), runtime, cache_dir,
@@ -82,8 +135,14 @@ def benchmark(name, target, runtime, repeats, round_to, cache_dir,
     with tempfile.TemporaryDirectory() as tmp:
         fns = [network_fn(m, runtime, x, tmp)
                for m in (by_latency, by_flops, full)]
-        t_latency, t_flops, t_full = median_times(fns, repeats)
-    return dict(model=name, runtime=runtime, target=1. - target,
+        if name == 'detector':  # the whole inference, in the same loop
+            fns += [whole_fn(m, runtime, x, tempfile.mkdtemp(dir=tmp))
+                    for m in (by_latency, full)]
+        times = median_times(fns, repeats)
+    t_latency, t_flops, t_full = times[:3]
+    whole = dict(whole=times[3] / times[4], whole_pruned_ms=1e3 * times[3],
+                 whole_full_ms=1e3 * times[4]) if len(times) > 3 else {}
+    return dict(whole, model=name, runtime=runtime, target=1. - target,
                 estimated=estimated, measured=t_latency / t_full,
                 pruned_ms=1e3 * t_latency, full_ms=1e3 * t_full,
                 table_ms=1e3 * measured['total'], flops_ratio=flops_l,
@@ -108,21 +167,24 @@ def main(argv=None):
     parser.add_argument('--round-to', type=int, default=1)
     parser.add_argument('--cache-dir', default=CACHE_DIR,
                         help='latency tables; "none": measured anew')
-    parser.add_argument('--models', nargs='+', default=list(MODELS_CFG))
+    parser.add_argument('--models', nargs='+', default=MODEL_NAMES,
+                        choices=MODEL_NAMES)
     args = parser.parse_args(argv)
     cache = None if args.cache_dir == 'none' else args.cache_dir
     if args.threads:  # the table's and the timed models'
         torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'batch 1, CIFAR 32x32, CPU, runtime {args.runtime}, latency '
-          f'target {1 - args.target:.2f} of the unpruned')
+          'batch 1 (classifiers at 32x32, detector at 256x256), CPU, '
+          f'runtime {args.runtime}, latency target {1 - args.target:.2f} '
+          'of the unpruned')
     rows = [
         benchmark(m, args.target, args.runtime, args.repeats, args.round_to,
                   cache, args.table_repeats) for m in args.models
     ]
     print('model | target | estimated | measured (pruned / unpruned) | '
           'FLOPs ratio | FLOPs-target plan: FLOPs, estimated, measured '
-          'latency | table: build, unpruned, calibration')
+          'latency | table: build, unpruned, calibration | detector\'s '
+          'whole inference with NMS (pruned / unpruned)')
     for r in rows:
         if 'unreachable' in r:
             print(f'{r["model"]} | unreachable: {r["unreachable"]}')
@@ -134,7 +196,9 @@ def main(argv=None):
             f'{r["flops_plan_flops"]:.3f}, {r["flops_plan_estimated"]:.3f}, '
             f'{r["flops_plan_measured"]:.3f}',
             f'{r["table_s"]:.1f} s, {r["table_ms"]:.2f} ms, '
-            f'{r["calibration"]:.2f}'
+            f'{r["calibration"]:.2f}',
+            f'{r["whole"]:.3f} ({r["whole_pruned_ms"]:.2f} / '
+            f'{r["whole_full_ms"]:.2f} ms)' if 'whole' in r else '-'
         ]))
     return rows
 
