@@ -150,6 +150,8 @@ class OrbitLog:
 
     def orbits(self, width: int) -> Optional[List[List[int]]]:
         """The root channels grouped into orbits (``None``: each its own)."""
+        if not self.ties:  # the usual case: no union-find over the width
+            return None
         parent = list(range(width))
 
         def find(a):
@@ -279,6 +281,16 @@ class DependencyGraph(tp.DependencyGraph):
         def add(dep, items):
             key = (dep.target, dep.handler)
             known = reached.setdefault(key, (dep, {}))[1]
+            # the usual cases at C speed: reached first, or again with
+            # nothing new (the loop below decides where an index repeats)
+            pairs = {i.idx: i.root_idx for i in items}
+            if len(pairs) == len(items):
+                if not known:
+                    known.update(pairs)
+                    stack.append((dep, list(items)))
+                    return
+                if pairs.items() <= known.items():
+                    return
             new = []
             for i in items:
                 first = known.get(i.idx, _UNSEEN)
@@ -294,8 +306,9 @@ class DependencyGraph(tp.DependencyGraph):
             if new:
                 stack.append((dep, new))
 
+        idxs = list(map(int, idxs))
         add(Dependency(pruning_fn, pruning_fn, source=root, target=root),
-            [_HybridIndex(int(i), int(i)) for i in idxs])
+            list(map(_HybridIndex._make, zip(idxs, idxs))))
         # Torch-Pruning re-derives the mappings of the edges of these nodes
         # from the channel counts before every search; here only once after
         # a cut, and only when a search reaches such an edge (most groups
@@ -326,7 +339,7 @@ class DependencyGraph(tp.DependencyGraph):
             plain = sorted(known) if dep.target is not root else \
                 list(known)
             item = GroupItem(dep, plain)
-            item.root_idxs = [known[i] for i in plain]
+            item.root_idxs = list(map(known.__getitem__, plain))
             group.items.append(item)
         return group
 
@@ -346,12 +359,13 @@ def subgroup(full: Group, channels: Sequence[int]) -> Optional[Group]:
     group._DG = full._DG
     for item in full:
         roots = item.root_idxs
-        if roots is None or any(r is None for r in roots):
+        if roots is None or None in roots:
             return None
-        idxs = [i for i, r in zip(item.idxs, roots) if r in chosen]
-        if idxs:
-            sub = GroupItem(item.dep, idxs)
-            sub.root_idxs = [r for r in roots if r in chosen]
+        pairs = [(i, r) for i, r in zip(item.idxs, roots) if r in chosen]
+        if pairs:
+            idxs, sub_roots = zip(*pairs)
+            sub = GroupItem(item.dep, list(idxs))
+            sub.root_idxs = list(sub_roots)
             group.items.append(sub)
     return group
 

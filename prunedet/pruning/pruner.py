@@ -505,8 +505,9 @@ class ChannelPruner:
                                 hard.nonzero().flatten().tolist(),
                                 optimizers, mirrors, sync_attributes=False,
                                 timings=timings)
+                kept = ~hard
                 for state in (self.streaks, self.soft, self.ever_soft):
-                    state[g.name] = state[g.name][~hard]
+                    state[g.name] = state[g.name][kept]
         finally:
             if removals:  # once, after every cut (even a failed one)
                 with phase(timings, 'attributes'):

@@ -84,6 +84,7 @@ def _slice_plan(graph: ChannelGraph, group: ChannelGroup,
         idxs = [int(i) for i in item.idxs]
         replay.append((graph.names[module], item.dep, idxs))
         removed = torch.as_tensor(idxs, dtype=torch.long)
+        kept = {}  # axis length -> indices kept (a layer's params share it)
         for pname, dim in param_dims(module, producer):
             param = getattr(module, pname)
             if param not in plan:
@@ -93,9 +94,12 @@ def _slice_plan(graph: ChannelGraph, group: ChannelGroup,
                 raise NotImplementedError(
                     f'{graph.names[module]}.{pname} is cut twice along dim '
                     f'{dim} by the group of {group.name}')
-            keep = torch.ones(param.shape[dim], dtype=torch.bool)
-            keep[removed] = False
-            plan[param].append((dim, keep.nonzero().flatten()))
+            size = param.shape[dim]
+            if size not in kept:
+                keep = torch.ones(size, dtype=torch.bool)
+                keep[removed] = False
+                kept[size] = keep.nonzero().flatten()
+            plan[param].append((dim, kept[size]))
     return tp_group, plan, owners, replay
 
 

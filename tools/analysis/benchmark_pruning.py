@@ -4,16 +4,20 @@ For VGG-19 (BN) and ResNet-56 at CIFAR size, on this machine's CPU:
 
 1. criterion overhead: the time ``GradientNorm`` spends accumulating scores
    in every optimizer step, as a ratio of a plain training step;
-2. hard-prune event: one ``ChannelPruner.step`` that physically removes
+2. hard-prune event: a ``ChannelPruner.step`` that physically removes
    channels (scoring, graph cut, optimizer surgery, regrouping), as a ratio of
    a training step, and where its time goes (the phases of
    :data:`prunedet.pruning.phases.PHASES`); Torch-Pruning's own
    ``MetaPruner.step`` on an identical model (no optimizer state) is timed
-   beside it for reference;
+   beside it for reference. ``--events K`` progressive events reach the
+   ratio (a few training steps between them, as in training), each of ours
+   next to one of Torch-Pruning's (``iterative_steps=K``): the medians are
+   compared, as one event alone is at the mercy of the machine's noise;
 3. inference: pruned / unpruned latency (batch 1, and batch 32) next to
    the FLOPs ratio.
 
     python tools/analysis/benchmark_pruning.py [--batch 128] [--repeats 5]
+        [--events 5]
 """
 import argparse
 import os.path as osp
@@ -57,6 +61,9 @@ MODELS_CFG = {
 }
 
 
+GOAL = 0.05  # prune event / training step
+
+
 def timed(fn, repeats):
     """Median wall time of ``fn()`` over ``repeats`` runs (after one)."""
     fn()
@@ -78,13 +85,68 @@ def setup(name, batch):
 
 
 def train_step(model, x, y, optimizer):
-    optimizer.zero_grad()
+    """As mmengine's ``OptimWrapper.update_params``: the gradients are
+    freed after the step, so a prune event (after an iteration) finds none
+    to cut."""
     loss = torch.nn.functional.cross_entropy(model(x, mode='tensor'), y)
     loss.backward()
     optimizer.step()
+    optimizer.zero_grad()
 
 
-def benchmark(name, batch, repeats, ratio, round_to):
+def prune_events(name, model, x, y, optimizer, pruner, ratio, events,
+                 between=2):
+    """``events`` hard-prune events that take ``model`` progressively to
+    ``ratio`` (as the hook does in training: ``between`` training steps
+    before each, so the optimizer holds momentum and the criterion has
+    scores), each timed beside one step of Torch-Pruning's ``MetaPruner``
+    (``iterative_steps=events``) on an identical fresh model without
+    optimizer state. Returns the seconds of ours (``ours``) and of
+    Torch-Pruning's events (``tp``), each of ours by phase (``phases``) and
+    Torch-Pruning's pruned model (``tp_model``)."""
+    ref, rx, _, _ = setup(name, len(x))
+    tp_pruner = tp.pruner.MetaPruner(
+        ref,
+        rx[:2],
+        importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruning_ratio=ratio,
+        iterative_steps=events,
+        forward_fn=tensor_forward,
+        ignored_layers=[ref.head.fc])
+    ours, theirs, phases = [], [], []
+
+    def prune(k):
+        timings = {}
+        t = time.perf_counter()
+        result = pruner.step(ratio * k / events, last=k == events,
+                             optimizers=[optimizer], timings=timings)
+        ours.append(time.perf_counter() - t)
+        phases.append(timings)
+        if result.postponed:
+            raise RuntimeError(f'prune event {k} postponed: '
+                               f'{result.postponed}')
+
+    def tp_prune(k):
+        t = time.perf_counter()
+        tp_pruner.step()
+        theirs.append(time.perf_counter() - t)
+
+    crit = pruner.criterion
+    handle = optimizer.register_step_pre_hook(
+        lambda *_: None if crit.commit(pruner.groups) else None)
+    try:
+        for k in range(1, events + 1):
+            for _ in range(between):
+                train_step(model, x, y, optimizer)
+            # alternate who goes first: neither always meets warm caches
+            for event in ((prune, tp_prune) if k % 2 else (tp_prune, prune)):
+                event(k)
+    finally:
+        handle.remove()
+    return dict(ours=ours, tp=theirs, phases=phases, tp_model=ref)
+
+
+def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2):
     model, x, y, optimizer = setup(name, batch)
     model.train()
     graph = ChannelGraph(model, x[:2], tensor_forward, ['backbone'])
@@ -110,27 +172,12 @@ def benchmark(name, batch, repeats, ratio, round_to):
     optimizer.zero_grad()
     torch.nn.functional.cross_entropy(model(x, mode='tensor'), y).backward()
     update = timed(lambda: crit.measure(pruner.groups), repeats)
+    optimizer.zero_grad()
 
-    # one hard-prune event: every group loses its weakest channels
-    phases = {}
-    t = time.perf_counter()
-    pruner.step(ratio, last=True, optimizers=[optimizer], timings=phases)
-    prune_event = time.perf_counter() - t
+    events_s = prune_events(name, model, x, y, optimizer, pruner, ratio,
+                            events, between)
+    ours, theirs, phases = (events_s[k] for k in ('ours', 'tp', 'phases'))
     after = timed(step, repeats)  # training goes on, with the momentum
-
-    # Torch-Pruning's own pruner on an identical fresh model
-    ref, rx, _, _ = setup(name, batch)
-    tp_pruner = tp.pruner.MetaPruner(
-        ref,
-        rx[:2],
-        importance=tp.importance.GroupMagnitudeImportance(p=1),
-        pruning_ratio=ratio,
-        iterative_steps=1,
-        forward_fn=tensor_forward,
-        ignored_layers=[ref.head.fc])
-    t = time.perf_counter()
-    tp_pruner.step()
-    tp_event = time.perf_counter() - t
 
     # inference latency, pruned versus a fresh unpruned model, per runtime
     pruned_flops, _ = measure_flops(model, x[:1], tensor_forward)
@@ -149,16 +196,33 @@ def benchmark(name, batch, repeats, ratio, round_to):
         train_step_s=plain,
         criterion_overhead=(with_crit - plain) / plain,
         criterion_update_ratio=update / plain,
-        prune_event_s=prune_event,
-        prune_event_ratio=prune_event / plain,
-        prune_phases_s=phases,
-        tp_prune_s=tp_event,
-        tp_prune_ratio=tp_event / plain,
+        prune_event_s=statistics.median(ours),
+        prune_event_ratio=statistics.median(ours) / plain,
+        prune_events_s=ours,
+        prune_phases_s={
+            p: statistics.median(t.get(p, 0.) for t in phases)
+            for p in PHASES if any(p in t for t in phases)
+        },
+        tp_prune_s=statistics.median(theirs),
+        tp_prune_ratio=statistics.median(theirs) / plain,
+        tp_events_s=theirs,
         step_after_prune_s=after,
         flops_ratio=pruned_flops / total,
         latency_ratio=runtimes[1][0]['latency_ratio'],
         latency_ratio_b32=runtimes[32][0]['latency_ratio'],
     )
+
+
+def spread(times, step):
+    """``median (min-max)`` of ``times`` as shares of a training step."""
+    return (f'{statistics.median(times) / step:.3f} '
+            f'({min(times) / step:.3f}-{max(times) / step:.3f})')
+
+
+def meets_goal(row):
+    """Issue 18's goal for the prune event: no slower than Torch-Pruning's
+    own step, and at most ``GOAL`` of a training step (medians)."""
+    return row['prune_event_ratio'] <= min(row['tp_prune_ratio'], GOAL)
 
 
 def main(argv=None):
@@ -169,16 +233,18 @@ def main(argv=None):
                         help='FLOPs share removed by the hard-prune event')
     parser.add_argument('--round-to', type=int, default=1,
                         help='round kept channels to a multiple of this')
+    parser.add_argument('--events', type=int, default=5,
+                        help='progressive hard-prune events to the ratio')
     parser.add_argument('--models', nargs='+', default=list(MODELS_CFG))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'batch {args.batch}, CIFAR 32x32, CPU')
     rows = [
-        benchmark(m, args.batch, args.repeats, args.ratio, args.round_to)
-        for m in args.models
+        benchmark(m, args.batch, args.repeats, args.ratio, args.round_to,
+                  args.events) for m in args.models
     ]
-    header = ('model', 'train step', 'criterion/step', 'prune/step',
+    header = ('model', 'train step', 'criterion/step', 'prune/step (median)',
               'TP prune/step', 'FLOPs ratio', 'latency ratio b1 (b32)',
               'lat/FLOPs b1')
     print(' | '.join(header))
@@ -192,7 +258,22 @@ def main(argv=None):
             f'{r["latency_ratio"]:.3f} ({r["latency_ratio_b32"]:.3f})',
             f'{r["latency_ratio"] / r["flops_ratio"]:.3f}'
         ]))
-    print('\nprune event by phase, ms (scoring: criterion; planning: '
+    print(f'\nprune events: {args.events} per model to the ratio, ours '
+          'beside Torch-Pruning\'s, alternating which goes first; '
+          '/step: median (min-max) over a training step, then each event '
+          'in ms')
+    print('model | prune/step | TP prune/step | events, ms | TP events, ms '
+          f'| goal (median <= TP\'s and <= {GOAL})')
+    for r in rows:
+        print(' | '.join([
+            r['model'],
+            spread(r['prune_events_s'], r['train_step_s']),
+            spread(r['tp_events_s'], r['train_step_s']),
+            ' '.join(f'{t * 1e3:.0f}' for t in r['prune_events_s']),
+            ' '.join(f'{t * 1e3:.0f}' for t in r['tp_events_s']),
+            'met' if meets_goal(r) else 'not met'
+        ]))
+    print('\nprune event by phase, median ms (scoring: criterion; planning: '
           'channels per group; soft: selection state; graph: the groups to '
           'cut; surgery: weights; optimizer: its state; attributes: channel '
           'counts outside the layers; regroup: the new groups)')
