@@ -1,24 +1,13 @@
 """benchmark_detection.py's prediction of whole-training time: the widths a
 schedule passes through, integrated over its iterations (no timing)."""
-import importlib.util
-import os.path as osp
 
 import pytest
 
-from conftest import ROOT
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'tool_benchmark_detection',
-        osp.join(ROOT, 'tools', 'analysis', 'benchmark_detection.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from test_tools_and_readme import load_tool
 
 
 def test_schedule_segments_group_equal_widths_and_sum_to_iters():
-    tool = load_tool()
+    tool = load_tool('analysis/benchmark_detection')
     full, a, b = 'full', 'a', 'b'
     # after iteration 20 -> a, 40 -> a again (postponed or soft), 60 -> b
     events = [(40, a), (20, a), (60, b)]
@@ -31,7 +20,7 @@ def test_schedule_segments_group_equal_widths_and_sum_to_iters():
 
 
 def test_integrate_weights_step_times_by_iterations():
-    tool = load_tool()
+    tool = load_tool('analysis/benchmark_detection')
     counts = {'full': 20, 'a': 40, 'b': 40}
     seconds = {'full': 2., 'a': 1., 'b': 0.5}
     # (20 * 2 + 40 * 1 + 40 * 0.5) / (100 * 2)

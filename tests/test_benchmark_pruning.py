@@ -1,14 +1,12 @@
 """benchmark_pruning.py's prune events: K progressive events reach the
 ratio with the optimizer state following the weights, beside as many
 Torch-Pruning steps (what is timed, not how long it takes)."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from conftest import ROOT
+from test_tools_and_readme import load_tool
 from prunedet.criteria import GradientNorm
 from prunedet.pruning.flops import FlopsEstimate, measure_flops
 from prunedet.pruning.groups import ChannelGraph
@@ -17,17 +15,8 @@ from prunedet.pruning.pruner import ChannelPruner
 from prunedet.pruning.tracing import tensor_forward
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'tool_benchmark_pruning',
-        osp.join(ROOT, 'tools', 'analysis', 'benchmark_pruning.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_progressive_events_reach_the_ratio_beside_torch_pruning():
-    tool = load_tool()
+    tool = load_tool('analysis/benchmark_pruning')
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model, x, y, optimizer = tool.setup('resnet56', 4)

@@ -519,11 +519,8 @@ def test_every_transfer_and_method_has_a_config(transfer):
 
 def test_the_da_table_reports_mean_spread_flops_and_collapses():
     """tools/analysis/da_table.py's summary of runs (no training here)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'da_table', osp.join(ROOT, 'tools', 'analysis', 'da_table.py'))
-    da_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(da_table)
+    from test_tools_and_readme import load_tool
+    da_table = load_tool('analysis/da_table')
     assert da_table.summary([50., 60., 70.]) == '60.0 ± 10.0 (50.0-70.0)'
     run = lambda top1, flops=100., collapsed=False: dict(  # noqa: E731
         top1=top1, flops=flops, collapsed=collapsed)
