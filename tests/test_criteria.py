@@ -312,3 +312,28 @@ def test_activation_criteria_keep_no_map_past_its_backward_pass(criterion):
     assert [m for m in maps if m() is not None] == []
     assert crit.num_updates == 3
     crit.detach()
+
+
+def test_activation_maps_are_released_once_scored(monkeypatch):
+    """A graph kept after backward (mmengine keeps the step's outputs until
+    after_train_iter) must not keep the activations the criterion read."""
+    from prunedet.criteria import activation
+    made = []
+
+    class Recorded(activation._Map):
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(activation, '_Map', Recorded)
+    model, x, groups = _conv_bn_act(nn.ReLU)
+    crit = TaylorActivation()
+    crit.attach(groups.values(), model)
+    loss = model(x).square().mean()
+    loss.backward()  # ``loss`` and its graph stay alive
+    assert len(made) == 6  # conv, bn, relu for each of the two groups
+    assert all(m.act is None for m in made)
+    crit.commit(groups.values())
+    assert crit.num_updates == 1 and crit(groups['conv1']).norm() > 0
+    crit.detach()

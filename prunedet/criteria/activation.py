@@ -97,13 +97,17 @@ class TaylorActivation(BaseCriterion):
         # The hook must not hold ``output``: output -> grad_fn -> hook ->
         # output is a cycle through C++ that the garbage collector cannot
         # see, and it would keep every tracked map (and its autograd graph)
-        # alive for the rest of the run.
+        # alive for the rest of the run. The map is released once used, so
+        # that a graph the caller keeps after backward (mmengine holds the
+        # step's outputs until after_train_iter, where a prune event runs)
+        # does not keep it either.
         def on_backward(grad):
-            if tracked.final:
+            if tracked.final and tracked.act is not None:
                 taylor = tracked.act * grad
                 if taylor.dim() > 2:  # mean over spatial positions
                     taylor = taylor.flatten(2).mean(2)
                 self.observe(tracked.group, self.batch_score(taylor))
+            tracked.act = None
             if self._maps.get(key) is tracked:
                 del self._maps[key]
 
@@ -131,7 +135,7 @@ class TaylorActivation(BaseCriterion):
                     output.shape != inputs[0].shape or \
                     not output.requires_grad:
                 return
-            source.final = False
+            source.final, source.act = False, None  # scored further along
             self._track(source.group, output, stage)
 
         return forward_hook
