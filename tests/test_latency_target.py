@@ -157,6 +157,10 @@ def test_table_is_measured_once_and_read_from_the_cache(tmp_path,
     estimate = LatencyEstimate.from_measured(again, graph.groups())
     keep = {g.name: g.num_channels for g in graph.groups()}
     assert estimate(keep) == pytest.approx(measured['total'])
+    # a table timed with fewer repeats (a quick, noisy one) is another table
+    with pytest.raises(AssertionError, match='measured again'):
+        measure_latency(model, x, graph.groups(), 'eager', str(tmp_path),
+                        repeats=2, threads=1)
 
 
 def test_bad_runtime_and_target_names_fail_clearly(resnet20):
@@ -213,6 +217,38 @@ def fake_times(fns, repeats, warmup=2, before=None):
     """The n-th point of a grid (narrowest first) takes n ms, the whole
     network (the last call) 100 ms."""
     return [1e-3 * (i + 1) for i in range(len(fns) - 1)] + [0.1]
+
+
+class InvertedResidual(torch.nn.Module):
+    """MobileNetV2's block: expand, depthwise, project."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.pw = nn.Conv2d(3, 16, 1)
+        self.bn1, self.act1 = nn.BatchNorm2d(16), nn.ReLU6()
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.bn2, self.act2 = nn.BatchNorm2d(16), nn.ReLU6()
+        self.proj = nn.Conv2d(16, 8, 1)
+
+    def forward(self, x, mode='tensor'):  # as network_fn calls a model
+        x = self.act1(self.bn1(self.pw(x)))
+        return self.proj(self.act2(self.bn2(self.dw(x)))).mean((2, 3))
+
+
+def test_a_follower_read_by_a_depthwise_conv_follows_its_channels(
+        tmp_path):
+    """The expand conv's activation, the largest map of the block, is read
+    by the depthwise conv, whose input is its output: it is cut with them,
+    not left in the fixed time."""
+    model = InvertedResidual().eval()
+    x = torch.randn(2, 3, 16, 16)
+    graph = ChannelGraph(model, x, lambda m, x: m(x))
+    sides = layer_sides(graph.groups())
+    _, follows = latency_table._trace_calls(model, x, list(sides), sides,
+                                            str(tmp_path))
+    assert follows['act1'][:2] == ('dw', 'out')
+    assert follows['act2'][:2] == ('proj', 'in')
 
 
 def test_followers_are_in_the_table_and_cut_with_their_group(

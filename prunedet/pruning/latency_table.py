@@ -298,8 +298,10 @@ def _trace_calls(model: nn.Module, inputs: torch.Tensor,
         module = modules[name]
         if name in names:
             shapes[name] = list(args[0].shape)  # the first call's
+            # a norm's or depthwise conv's input is cut with its output
             side = 'in' if sides[name]['in'] else (
-                'out' if isinstance(module, _NORMS) else None)
+                'out' if sides[name]['out'] and _tied(
+                    module, args[0].shape[1], output.shape[1]) else None)
             reader[_storage(args[0])] = (name, side) if side else None
         elif next(module.parameters(), None) is not None:
             reader[_storage(args[0])] = None  # a layer that is not cut
@@ -462,6 +464,7 @@ def _cached_table(model, inputs, groups, runtime, cache_dir,
             key = dict(version=TABLE_VERSION, runtime=runtime,
                        input=list(inputs.shape), torch=torch.__version__,
                        threads=torch.get_num_threads(), grid=GRID,
+                       repeats=repeats,  # a quick noisy table is not reused
                        layers=[[n, repr(modules[n]), shapes[n],
                                 sorted(k for k, v in sides[n].items() if v)]
                                for n in names],
