@@ -168,18 +168,19 @@ def export_model(model: nn.Module, shape: Sequence[int], out_dir: str,
         checks=checks,
         **(info or {}))
     if detector:
-        result.update(_detector_info(model))
-    _write_info(result, out_dir)
+        result.update(detector_info(model))
+    write_deploy_info(result, out_dir)
     if detector and 'onnx' in formats:  # the runtime reads deploy.json
         checks.append(dict(
             part='detector', what='post-processing = mmdet predict',
             **check_detections(model, out_dir, checks_in['features'][0],
                                **tol)))
-        _write_info(result, out_dir)
+        write_deploy_info(result, out_dir)
     return result
 
 
-def _write_info(info: dict, out_dir: str) -> None:
+def write_deploy_info(info: dict, out_dir: str) -> None:
+    """``deploy.json``: what the runtime (:mod:`.runtime`) reads."""
     with open(osp.join(out_dir, DEPLOY_FILE), 'w') as f:
         json.dump(info, f, indent=1)
 
@@ -245,7 +246,7 @@ def _matches(got, exp, atol: float, rtol: float) -> int:
     return int(same.any(1).sum())
 
 
-def _detector_info(model) -> dict:
+def detector_info(model) -> dict:
     """What the post-processing in PyTorch needs (mmdet config dicts)."""
     if getattr(model, 'cfg', None) is None:
         raise ValueError('exporting a detector needs its config as '

@@ -29,7 +29,6 @@ the network's parts in the same runtime,
 """
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 import tempfile
@@ -48,8 +47,9 @@ from mmpretrain.registry import MODELS  # noqa: E402
 from prunedet.criteria import L1Norm  # noqa: E402
 from prunedet.deploy.latency import (median_times, network_fn,  # noqa: E402
                                      part_runners)
-from prunedet.deploy.runtime import (DEPLOY_FILE,  # noqa: E402
-                                     OnnxTwoStageDetector)
+from prunedet.deploy.export import (detector_info,  # noqa: E402
+                                    write_deploy_info)
+from prunedet.deploy.runtime import OnnxTwoStageDetector  # noqa: E402
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
 from prunedet.pruning.latency_table import (  # noqa: E402
@@ -80,13 +80,7 @@ def whole_fn(model, runtime, x, folder):
     """A detector's whole inference on ``x``: its network's parts in
     ``runtime`` and mmdet's proposals and detections around them (NMS,
     RoIAlign on the proposals), as deployed."""
-    cfg = model.cfg.model
-    with open(osp.join(folder, DEPLOY_FILE), 'w') as f:
-        json.dump(dict(
-            task='detection', test_cfg=cfg.test_cfg.to_dict(),
-            bbox_head=cfg.roi_head.bbox_head.to_dict(),
-            rpn_head={k: v for k, v in cfg.rpn_head.to_dict().items()
-                      if k not in ('train_cfg', 'test_cfg')}), f)
+    write_deploy_info(dict(task='detection', **detector_info(model)), folder)
     detector = OnnxTwoStageDetector(
         folder, parts=part_runners(model, runtime, x.shape[1:], folder))
     h, w = x.shape[2:]
