@@ -94,6 +94,16 @@ def train_step(model, x, y, optimizer):
     optimizer.zero_grad()
 
 
+def commit_before_steps(optimizer, pruner):
+    """The criterion's statistics committed before every optimizer step,
+    as the hook commits them; the hook's handle."""
+
+    def commit(*_):
+        pruner.criterion.commit(pruner.groups)
+
+    return optimizer.register_step_pre_hook(commit)
+
+
 def prune_events(name, model, x, y, optimizer, pruner, ratio, events,
                  between=2):
     """``events`` hard-prune events that take ``model`` progressively to
@@ -131,9 +141,7 @@ def prune_events(name, model, x, y, optimizer, pruner, ratio, events,
         tp_pruner.step()
         theirs.append(time.perf_counter() - t)
 
-    crit = pruner.criterion
-    handle = optimizer.register_step_pre_hook(
-        lambda *_: None if crit.commit(pruner.groups) else None)
+    handle = commit_before_steps(optimizer, pruner)
     try:
         for k in range(1, events + 1):
             for _ in range(between):
@@ -164,8 +172,7 @@ def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2):
         train_step(model, x, y, optimizer)
 
     plain = timed(step, repeats)
-    handle = optimizer.register_step_pre_hook(
-        lambda *_: None if crit.commit(pruner.groups) else None)
+    handle = commit_before_steps(optimizer, pruner)
     with_crit = timed(step, repeats)
     handle.remove()
     # criterion time alone, on the last step's gradients
