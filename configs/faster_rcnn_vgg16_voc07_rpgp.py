@@ -10,3 +10,5 @@ train_dataloader = dict(
             **_base_.voc07_trainval,
             data_root=_base_.data_root,
             pipeline=_base_.train_pipeline)))
+# A third of the iterations (about 30k): the same 15 steps in the first 15%.
+custom_hooks = [dict(_base_.custom_hooks[0], interval=300)]
