@@ -199,3 +199,10 @@ def test_an_equal_budget_that_leaves_a_method_nothing_fails_before_training(
                    '--protocols', 'paper', 'equal', '--equal-epochs', '8',
                    '--work-dir', str(tmp_path)])
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_gal_row_is_named_after_its_lambda_and_others_after_the_method():
+    shown = load_tool('analysis/compare_methods').shown_name
+    assert shown('lenet5_fashion_mnist_gal-0.05') == 'GAL λ=0.05'
+    assert shown('resnet20_fashion_mnist_gal-0.6') == 'GAL λ=0.6'
+    assert shown('rpgp_code') == 'rpgp_code'

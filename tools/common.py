@@ -94,3 +94,12 @@ def _cpu_distributed(cfg) -> None:
                        cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def close_distributed() -> None:
+    """Leave the process group before the interpreter exits: a gloo group
+    still open at shutdown can abort a rank after training has finished
+    ('terminate called without an active exception')."""
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

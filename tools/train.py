@@ -4,7 +4,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import add_common_args, build_runner, setup  # noqa: E402
+from common import (add_common_args, build_runner,  # noqa: E402
+                    close_distributed, setup)
 
 
 def parse_args(argv=None):
@@ -75,4 +76,7 @@ class _Warn:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        close_distributed()

@@ -110,6 +110,13 @@ def method_stages(task: str) -> Dict[str, List[List[Stage]]]:
     return methods
 
 
+def shown_name(label: str) -> str:
+    """A row's name in the table: a GAL run's folder is named after its
+    config (``lenet5_fashion_mnist_gal-0.05``), its row after its λ."""
+    head, sep, lam = label.rpartition('_gal-')
+    return f'GAL λ={lam}' if sep else label
+
+
 # --- schedules and protocols -------------------------------------------------
 
 
@@ -678,7 +685,8 @@ def main(argv=None):
                         if method == 'baseline' and 'error' in row:
                             raise RuntimeError('the baseline failed: '
                                                f'{row["error"]}')
-                        rows.append(dict(row, protocol=protocol, seed=seed))
+                        rows.append(dict(row, method=shown_name(label),
+                                         protocol=protocol, seed=seed))
     seeds = 'seed' + (f's {", ".join(map(str, args.seeds))}'
                       if args.seeds else ' of the configs')
     if 'equal' in protocols and args.equal_seeds is not None:
