@@ -99,7 +99,10 @@ def _cpu_distributed(cfg) -> None:
 def close_distributed() -> None:
     """Leave the process group before the interpreter exits: a gloo group
     still open at shutdown can abort a rank after training has finished
-    ('terminate called without an active exception')."""
+    ('terminate called without an active exception'). Nothing to do, and
+    nothing imported, where torch never was (``--help``)."""
+    if 'torch' not in sys.modules:
+        return
     import torch.distributed as torch_dist
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()

@@ -74,7 +74,7 @@ from .layers import layer_pruner, reshape_layer, weightless
 LATENCY_RUNTIMES = ('eager', 'channels_last', 'onnxruntime')
 GRID = (1., .75, .5, .25, .125)
 CACHE_DIR = osp.join('~', '.cache', 'prunedet', 'latency')
-TABLE_VERSION = 5  # bump when what is measured changes
+TABLE_VERSION = 6  # bump when what is measured changes
 _PAGE_FAULTS = 1 << 20  # bytes of output from which a point is rewarmed
 # a follower whose narrowest point costs more than this share of its widest
 # is per-call overhead: it stays in the fixed time, where it uses up none
@@ -332,7 +332,7 @@ def _layer_fn(layer: nn.Module, args: tuple, runtime: str,
         warnings.simplefilter('ignore')
         torch.onnx.export(layer, args, path, dynamo=False,
                           input_names=[f'input{i}' for i in range(len(args))])
-    session = ort_session(path)
+    session = ort_session(path, spinning=False)  # timed in turn
     return lambda: run_session(session, *args)
 
 

@@ -6,7 +6,8 @@
    (``default``: geometric ramp to iteration 45, every 5 iterations;
    ``late``: geometric to iteration 180, every 20; ``early``: geometric
    to iteration 90, every 10; ``front``: exponential, three quarters of
-   the cut by iteration 23, all of it by 90);
+   the cut by iteration 23, all of it by 90; ``latency``: the default's
+   timing towards 30% less batch-1 eager latency instead of FLOPs);
 2. pruned / unpruned inference latency per runtime (eager, channels_last,
    BN folded, TorchScript, onnxruntime) next to the FLOPs ratio, for the
    trained models at the demo's size;
@@ -58,6 +59,9 @@ SCHEDULES = {  # hook options over the demo's RPGP (interval 5, end 0.15)
     'late': dict(end=0.6, interval=20),  # the default before
     'early': dict(end=0.3, interval=10),
     'front': dict(end=0.3, interval=10, ramp='exponential'),
+    # the default's timing, planned on the per-layer latency table (eager,
+    # batch 1) instead of FLOPs: the cut goes where the time is
+    'latency': dict(target='latency', runtime='eager', target_ratio=0.22),
 }
 
 
@@ -157,19 +161,24 @@ def shrink(model, widths: dict, x: torch.Tensor):
     return model
 
 
-def step_times(build, batch, optim_cfg, repeats: int,
+def step_times(build, batches, optim_cfg, repeats: int,
                interleave: bool = True):
     """Median seconds of a training step (``model.train_step``: forward
     with losses, backward, optimizer step) of each model ``build()`` returns
-    (a list of callables). ``interleave``: all models are kept and timed in
-    turn, so load on the machine hits each alike; otherwise one model at a
-    time (memory: a full VGG16 detector at 600x1000)."""
+    (a list of callables), on ``batches`` in turn. ``interleave``: all
+    models are kept and timed in turn, so load on the machine hits each
+    alike; otherwise one model at a time, as training runs them (each step
+    finds the model's weights and kernels warm; memory: a full VGG16
+    detector at 600x1000)."""
     def timer(make):
         model = make().train()
         wrapper = build_optim_wrapper(model, optim_cfg)
-        model.train_step(batch, wrapper)  # warm-up, momentum buffers
+        for i in range(max(2, len(batches))):  # warm-up: momentum buffers,
+            model.train_step(batches[i % len(batches)], wrapper)  # memory
+        turn = iter(range(1 << 30))
 
         def step():
+            batch = batches[next(turn) % len(batches)]
             t = time.perf_counter()
             model.train_step(batch, wrapper)
             return time.perf_counter() - t
@@ -211,6 +220,22 @@ def flops(model, inputs):
     return measure_flops(model, inputs, two_stage_forward)[0]
 
 
+def widths_timed(make, keys, full_key, batches, optim_cfg, repeats):
+    """Training-step seconds at each width of ``keys`` (the full width
+    among them), one width at a time. The first model a process times here
+    ran up to 1.25 times slower than the same model later, so the full
+    width is timed once untimed first, then with the others and again at
+    the end: its seconds are the mean of the last two, their ratio (the
+    drift) says how much the machine changed meanwhile."""
+    order = [full_key] + list(keys) + [full_key]
+    times = step_times([make(k) for k in order], batches, optim_cfg,
+                       repeats, interleave=False)
+    seconds = dict(zip(keys, times[1:-1]))
+    first, again = seconds[full_key], times[-1]
+    seconds[full_key] = (first + again) / 2
+    return seconds, again / first
+
+
 def voc_size(counts, full_key, fractions, repeats):
     """Full VGG16 Faster R-CNN at 600x1000: FLOPs ratio at the end (each
     conv cut to the kept fraction of its counterpart in the trained demo
@@ -246,13 +271,28 @@ def voc_size(counts, full_key, fractions, repeats):
     with torch.no_grad():
         flops_ratio = flops(pruned, x) / flops(full, x)
     del pruned, full
-    # one model at a time, so the full width is timed again at the end:
-    # how far its two timings are apart bounds what the machine changed
-    times = step_times([make(k) for k in keys + [full_key]], voc_batch(),
-                       cfg.optim_wrapper, repeats, interleave=False)
-    seconds = dict(zip(keys, times))
+    seconds, drift = widths_timed(make, keys, full_key, [voc_batch()],
+                                  cfg.optim_wrapper, repeats)
     return (integrate(counts, seconds, full_key), seconds, widths,
-            flops_ratio, final, times[-1])
+            flops_ratio, final, drift)
+
+
+def iteration_seconds(runner) -> list:
+    """Seconds of each training iteration of ``runner``'s run, as mmengine's
+    ``IterTimerHook`` measured them (data, step, hooks and prune events)."""
+    return list(runner.message_hub.get_scalar('train/time').data[0])
+
+
+def in_run_seconds(counts_events, times, full_key) -> dict:
+    """Median in-run iteration time at each width: ``counts_events`` are
+    the hook's ``(done, key)`` events, ``times`` the run's iteration times
+    (a median, so an iteration with a prune event does not count)."""
+    by_width, start, key = {}, 0, full_key
+    for done, new in sorted(counts_events, key=lambda e: e[0]) + [
+            (len(times), None)]:
+        by_width.setdefault(key, []).extend(times[start:done])
+        start, key = max(start, done), new
+    return {k: statistics.median(v) for k, v in by_width.items() if v}
 
 
 def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
@@ -261,14 +301,18 @@ def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
     measured whole-run ratio. Besides the steps, a run spends a per-
     iteration overhead (data loading, hooks, logging: the unpruned run's
     time per iteration minus its step) and the hook's own build and prune
-    events (timed in the run); the prediction adds both."""
+    events (timed in the run); the prediction adds both. Steps are timed
+    one width at a time, as training runs them, on the run's first
+    batches in turn (:func:`widths_timed`); the runs' own iteration times
+    at each width are reported beside them."""
     hook = pruning_hook(rpgp)
     original = {n: (c[1], c[1]) for n, c in hook.pruner.channels().items()}
     full_key = width_key(original)
-    counts = schedule_segments(
-        [(done, width_key(c)) for done, c in hook.events], iters, full_key)
+    events = [(done, width_key(c)) for done, c in hook.events]
+    counts = schedule_segments(events, iters, full_key)
     cfg = base.cfg
-    batch = next(iter(base.train_dataloader))
+    loader = iter(base.train_dataloader)
+    batches = [next(loader) for _ in range(4)]
     trace = torch.randn(2, 3, 256, 256)
     keys = list(counts)
     if full_key not in keys:
@@ -277,17 +321,20 @@ def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
     def make(key):
         return lambda: shrink(MODELS.build(cfg.model), dict(key), trace)
 
-    seconds = dict(zip(keys, step_times([make(k) for k in keys], batch,
-                                        cfg.optim_wrapper, repeats)))
+    seconds, drift = widths_timed(make, keys, full_key, batches,
+                                  cfg.optim_wrapper, repeats)
     steps_only = integrate(counts, seconds, full_key)
     overhead = max(t_base / iters - seconds[full_key], 0.)
     predicted = (sum(n * seconds[k] for k, n in counts.items()) +
                  iters * overhead + hook.event_seconds) / (
                      iters * (seconds[full_key] + overhead))
+    in_run = in_run_seconds(events, iteration_seconds(rpgp), full_key)
+    in_run[full_key] = statistics.median(iteration_seconds(base))
     return dict(counts=counts, seconds=seconds, full=full_key,
                 steps_only=steps_only, predicted=predicted,
                 measured=t_rpgp / t_base, overhead=overhead,
-                events=hook.event_seconds, original=original)
+                events=hook.event_seconds, original=original,
+                in_run=in_run, drift=drift)
 
 
 def describe(key, original=None) -> str:
@@ -310,18 +357,31 @@ def main(argv=None):
         'detector at 600x1000 from its training steps at each width of '
         'the first schedule, checked on the demo (slow on CPU)')
     parser.add_argument(
+        '--demo-check', action='store_true',
+        help='only the demo check of --voc-size\'s method: the first '
+        'schedule\'s whole-run ratio predicted from its training steps')
+    parser.add_argument(
         '--step-repeats', type=int, default=3,
-        help='timed training steps per width (after one warm-up)')
+        help='timed training steps per width (after a warm-up)')
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix='prunedet_bench_')
     data_root = args.data_root or write_shapes_voc(
         osp.join(tmp, 'shapes'), 400, 100)
     t_base, base = train('', data_root, osp.join(tmp, 'base'), args.iters)
-    runs = {
-        name: train('_rpgp', data_root, osp.join(tmp, name), args.iters,
-                    SCHEDULES[name])
-        for name in args.schedules
-    }
+    runs = {}
+    for name in args.schedules:
+        schedule = dict(SCHEDULES[name])
+        if schedule.get('target') == 'latency':
+            # the table is measured once per machine and model and cached:
+            # built by a short run first, so that it is not timed as training
+            schedule['latency_cache'] = osp.join(tmp, 'latency')
+            t = time.perf_counter()
+            train('_rpgp', data_root, osp.join(tmp, name + '_table'), 40,
+                  schedule)
+            print(f'{name}: latency table and 40 iterations '
+                  f'{time.perf_counter() - t:.1f} s (not timed below)')
+        runs[name] = train('_rpgp', data_root, osp.join(tmp, name),
+                           args.iters, schedule)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; '
           f'demo detector (VGG16 x0.25, 256x256), {args.iters} iterations '
           'of batch 4')
@@ -337,7 +397,7 @@ def main(argv=None):
     rpgp = runs[args.schedules[0]][1]
     # the steps are timed before the latency rows: onnxruntime's and
     # TorchScript's thread pools, once started, compete with them
-    if args.voc_size:
+    if args.voc_size or args.demo_check:
         seconds_rpgp = runs[args.schedules[0]][0]
         check = demo_check(rpgp, base, seconds_rpgp, t_base, args.iters,
                            args.step_repeats)
@@ -347,13 +407,19 @@ def main(argv=None):
         print(f'\nschedule {args.schedules[0]}: widths the demo trained at '
               '(kept/original per backbone conv, conv1_1..conv5_3)')
         print('iterations | widths | share of channels | demo step | '
-              'ratio to unpruned')
+              'ratio to unpruned | in-run iteration (median) | ratio')
         total = sum(o for _, o in fractions)
+        in_run = check['in_run']
         for key, n in counts.items():
-            t = check['seconds'][key]
+            t, r = check['seconds'][key], in_run.get(key, float('nan'))
             print(f'{n} | {describe(key, original)} | '
                   f'{sum(k for _, k in key) / total:.3f} | '
-                  f'{t * 1e3:.0f} ms | {t / check["seconds"][full]:.3f}')
+                  f'{t * 1e3:.0f} ms | {t / check["seconds"][full]:.3f} | '
+                  f'{r * 1e3:.0f} ms | {r / in_run[full]:.3f}')
+        print(f'full width: step {check["seconds"][full] * 1e3:.0f} ms '
+              f'(timed before and after the others: {check["drift"]:.3f} '
+              'apart); the unpruned run\'s median iteration '
+              f'{in_run[full] * 1e3:.0f} ms')
         print(f'demo check ({args.iters} iterations): predicted from step '
               f'times {check["steps_only"]:.3f} (steps only); with the '
               f'unpruned run\'s per-iteration overhead '
@@ -361,7 +427,8 @@ def main(argv=None):
               f'{check["events"]:.1f} s: predicted {check["predicted"]:.3f}'
               f', measured {check["measured"]:.3f}, difference '
               f'{check["predicted"] - check["measured"]:+.3f}')
-        ratio, seconds, widths, voc_flops, final, again = voc_size(
+    if args.voc_size:
+        ratio, seconds, widths, voc_flops, final, drift = voc_size(
             counts, full, fractions, args.step_repeats)
         print('\nVOC size: full-width VGG16 Faster R-CNN at 600x1000, '
               'training step (forward with losses, backward, SGD), batch 1')
@@ -370,9 +437,8 @@ def main(argv=None):
             print(f'{counts.get(key, 0)} | '
                   f'{" ".join(str(v) for v in widths[key].values())} | '
                   f'{t:.2f} s | {t / seconds[full]:.3f}')
-        drift = again / seconds[full]
-        print(f'full width timed again after the others: {again:.2f} s '
-              f'({drift:.3f} of the first)' + (
+        print(f'full width timed before and after the others: the later '
+              f'{drift:.3f} of the earlier' + (
                   '' if abs(drift - 1) <= 0.1 else
                   ': more than 10% apart, the machine changed during the '
                   'timing and the prediction below is not reliable'))
