@@ -30,13 +30,14 @@ def test_integrate_weights_step_times_by_iterations():
 
 def test_in_run_seconds_are_the_median_iteration_at_each_width():
     tool = load_tool('analysis/benchmark_detection')
-    # iterations 0-1 full width, 2-4 at a (iteration 1 held the event), 5-
-    # at b; the event after iteration 5 was postponed to the same widths
-    times = [1., 3., .5, .6, .7, .2, .3, .25]
+    # iterations 0-1 full width, 2-4 at a, 5- at b (an event's own time
+    # lands in the first iteration at the new width: the 3. of iteration
+    # 2); the event after iteration 6 left the widths as they were
+    times = [1., 3., 3., .5, .6, .2, .3, .25]
     events = [(2, 'a'), (5, 'b'), (6, 'b')]
     seconds = tool.in_run_seconds(events, times, 'full')
     assert seconds == {'full': 2., 'a': .6, 'b': .25}
-    assert tool.in_run_seconds([], times[:3], 'full') == {'full': 1.}
+    assert tool.in_run_seconds([], times[:3], 'full') == {'full': 3.}
 
 
 def test_the_full_width_is_warmed_up_then_timed_around_the_others(

@@ -7,7 +7,7 @@
    ``late``: geometric to iteration 180, every 20; ``early``: geometric
    to iteration 90, every 10; ``front``: exponential, three quarters of
    the cut by iteration 23, all of it by 90; ``latency``: the default's
-   timing towards 30% less batch-1 eager latency instead of FLOPs);
+   timing towards 22% less batch-1 eager latency instead of FLOPs);
 2. pruned / unpruned inference latency per runtime (eager, channels_last,
    BN folded, TorchScript, onnxruntime) next to the FLOPs ratio, for the
    trained models at the demo's size;
