@@ -66,3 +66,36 @@ def test_config_builds_on_generated_data(config, tiny_data, tmp_path):
         if cfg.get('data_preprocessor'):
             model.setdefault('data_preprocessor', cfg.data_preprocessor)
         build_once(MODELS, model)
+
+
+PINNED = [c for c in CONFIGS if any(
+    h.get('layer_ratios') for h in
+    matrix.read_config(c).get('custom_hooks') or [])]
+
+
+@pytest.mark.parametrize('config', PINNED)
+def test_layer_ratios_name_layers_of_the_configs_model(config):
+    """A config that pins a layer's share names a layer its model has, in
+    a group the hook can cut (checked when training starts; here without
+    training, on each distinct model once)."""
+    import torch
+    from prunedet.criteria import L1Norm
+    from prunedet.pruning.groups import ChannelGraph
+    from prunedet.pruning.pruner import ChannelPruner
+    from prunedet.pruning.tracing import trace_forward
+    cfg = matrix.read_config(config)
+    hook = cfg.custom_hooks[0]
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    graph = ChannelGraph(model, torch.randn(2, 3, 96, 96),
+                         trace_forward(model),
+                         hook.get('prunable', ['backbone']))
+    pruner = ChannelPruner(graph, L1Norm(), layer_ratios=hook.layer_ratios,
+                           final_ratio=hook.target_ratio)
+    assert set(pruner._layer_shares.values()) == set(
+        hook.layer_ratios.values())
+
+
+def test_the_rpgp_detection_configs_pin_conv5_3():
+    assert {'faster_rcnn_vgg16_voc_rpgp.py', 'faster_rcnn_vgg16_voc07_rpgp.py',
+            'demo/faster_rcnn_vgg16_shapes_rpgp.py'} <= set(PINNED)

@@ -98,6 +98,29 @@ def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root):
     assert 'backbone.layer3.0.conv1: ' in log and 'measured' in log
 
 
+def test_latency_target_times_its_last_plan_and_reports_what_it_measured(
+        tmp_path, mnist_root):
+    """A latency target in training: the last step times its plans (a
+    copy beside the model, in the log), cuts the one measured nearest the
+    target, and the hook reports that plan's measured latency."""
+    cfg = small_cfg(RPGP, tmp_path, mnist_root, **{
+        'train_cfg.max_epochs': 1, 'custom_hooks.0.interval': 4,
+        'custom_hooks.0.target': 'latency', 'custom_hooks.0.target_ratio': .3,
+        'custom_hooks.0.latency_cache': None,
+        'custom_hooks.0.latency_threads': 1})
+    runner = build_runner(cfg)
+    runner.train()
+    hook = hook_of(runner)
+    assert hook.finished
+    log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
+    line = next(ln for ln in log.splitlines() if 'plans timed' in ln)
+    timed = [tuple(map(float, p.split(' -> ')))
+             for p in line.split('): ')[1].split(', ')]
+    assert 1 <= len(timed) <= 4
+    nearest = min(timed, key=lambda p: abs(p[1] - 0.7))
+    assert hook.latency_ratio == pytest.approx(nearest[1], abs=1e-3)
+
+
 @pytest.mark.parametrize('option, value, error, message', [
     ('interval', 2.5, TypeError, 'interval must be an integer or None, '
      'got 2.5'),
@@ -105,6 +128,12 @@ def test_flops_target_is_met_and_layers_are_logged(tmp_path, mnist_root):
      "got 'abc'"),
     ('soft_mode', 'freeze', ValueError, 'soft_mode must be one of'),
     ('input_shape', (28, 28), ValueError, 'input_shape is'),
+    ('layer_ratios', ['backbone.layer1.0.conv1'], TypeError,
+     'layer_ratios is a dict'),
+    ('layer_ratios', {'backbone.layer1.0.conv1': 1.5}, ValueError,
+     'must be a share in'),
+    ('layer_ratios', {'backbone.layer1.0.conv1': 'half'}, TypeError,
+     'must be a number'),
 ])
 def test_wrong_option_types_are_named_when_the_runner_is_built(
         tmp_path, mnist_root, option, value, error, message):

@@ -205,3 +205,58 @@ def test_a_second_event_cuts_as_if_everything_were_built_afresh():
     now = graph_of(model, x).groups()
     assert [(g.name, g.num_channels, g.members) for g in kept[3].groups] == \
         [(g.name, g.num_channels, g.members) for g in now]
+
+
+@pytest.mark.parametrize('global_ranking', [False, True])
+def test_layer_ratios_pin_a_group_and_the_rest_meets_the_target(
+        global_ranking):
+    """conv5_3's share: the named layer's group loses exactly its share
+    (half of it halfway along the schedule), and the FLOPs target is still
+    met as measured (the same ratio everywhere else: by cutting the other
+    groups less than without it)."""
+    last = 'backbone.layer3.2.conv1'
+    options = dict(target='flops', global_ranking=global_ranking,
+                   final_ratio=0.5)
+    *_, plain, _ = make_pruner(**options)
+    model, x, pruner, total = make_pruner(layer_ratios={last: 0.75},
+                                          **options)
+    group = next(g.name for g in pruner.groups if last in g.members
+                 and 'out' in g.members[last])
+    others = [g.name for g in pruner.groups if g.name != group]
+    halfway = pruner.plan(0.25, pruner.scores())
+    assert halfway[group] == round(pruner.original[group] * (1 - 0.375))
+    pruner.step(0.5, last=True)
+    plain.step(0.5, last=True)
+    kept, plain_kept = channels(pruner), channels(plain)
+    assert kept[group] == pruner.original[group] // 4
+    if not global_ranking:  # (a global ranking may cut it deeper)
+        assert plain_kept[group] > kept[group]
+        assert sum(kept[n] for n in others) > \
+            sum(plain_kept[n] for n in others)
+    measured, _ = measure_flops(model, x[:1], tensor_forward)
+    assert measured / total <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize('layer_ratios, message', [
+    ({'backbone.layer9.conv1': 0.5}, "no prunable channel group holds: "
+     "\\['backbone.layer9.conv1'\\]"),
+    ({'backbone.layer1.0.conv1': 1.0}, 'must be a share in \\[0, 1\\)'),
+    ({'backbone.layer1.0.conv1': '0.5'}, 'must be a share in'),
+])
+def test_bad_layer_ratios_are_named(layer_ratios, message):
+    with pytest.raises(ValueError, match=message):
+        make_pruner(layer_ratios=layer_ratios)
+
+
+def test_a_pinned_group_counts_as_kept_when_the_target_is_checked():
+    """Unpinned, 90% of ResNet-20's FLOPs can go; with every group pinned
+    at a tenth of its channels, the check says the target cannot be
+    reached, before training."""
+    from prunedet.pruning.pruner import UnreachableTargetError
+    _, _, free, _ = make_pruner(target='flops', final_ratio=0.9)
+    free.check(0.9)
+    pins = {g.name: 0.1 for g in free.groups}
+    _, _, pinned, _ = make_pruner(target='flops', final_ratio=0.9,
+                                  layer_ratios=pins)
+    with pytest.raises(UnreachableTargetError, match='layer_ratios'):
+        pinned.check(0.9)

@@ -28,9 +28,18 @@ table (:mod:`.latency_table`), and the global plan is HALP's knapsack
 (Shen et al. 2022: keep the most importance within a latency budget) solved
 greedily: the cut goes, a unit at a time (one channel, or ``round_to``),
 to the group whose next unit has the least importance per second it saves.
+The table is timed layer by layer and calibrated at half width, so at the
+last step the plan itself is timed (a copy at the plan beside the model,
+``latency_timer``) and, if it misses, planned again further along the same
+greedy path, at the estimate that a secant through the plans timed so far
+says will measure the target; up to ``latency_rounds`` plans, or until one
+measures within ``latency_tolerance`` of the target. The plan timed closest
+to it is applied, and the table's layers are rescaled so that it predicts
+what that plan measured.
 """
 import heapq
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
@@ -50,6 +59,25 @@ __all__ = ['ChannelPruner', 'StepResult', 'UnreachableTargetError',
            'TARGETS', 'SOFT_MODES']
 
 
+def _secant(points, goal: float) -> float:
+    """The estimated latency at which the measured one should be ``goal``:
+    linear between the nearest timed plans on either side of it, or
+    through the two deepest plans when none measured under it (the
+    measured latency grows with the estimate along one greedy path)."""
+    points = sorted(points)
+    under = [p for p in points if p[1] < goal]
+    over = [p for p in points if p[1] >= goal]
+    if under and over:
+        (e0, m0), (e1, m1) = max(under, key=lambda p: p[1]), \
+            min(over, key=lambda p: p[1])
+    else:
+        (e0, m0), (e1, m1) = points[:2]
+    if m1 - m0 <= 1e-9 or e1 <= e0:  # noise: scale the deepest plan
+        e0, m0 = points[0]
+        return e0 * goal / m0
+    return e0 + (goal - m0) * (e1 - e0) / (m1 - m0)
+
+
 class UnreachableTargetError(ValueError):
     """The prunable layers cannot reach the target with these options."""
 
@@ -64,6 +92,9 @@ class StepResult:
     channels: Dict[str, List[int]] = field(default_factory=dict)
     postponed: Optional[str] = None  # why nothing was pruned
     dead: List[str] = field(default_factory=list)  # all-zero scores
+    # last step of a latency target: (estimated, measured) latency ratio of
+    # each plan timed, in order
+    timed: List[List[float]] = field(default_factory=list)
 
 
 class ChannelPruner:
@@ -85,6 +116,21 @@ class ChannelPruner:
         latency: estimate of latency for them (a
             :class:`~.latency_table.LatencyEstimate`, or any object with
             its interface).
+        latency_timer: ``timer(groups, keep) -> latency of the model at
+            plan keep over the model now``, measured
+            (:class:`~.latency_table.PlanTimer`): the last step of a latency
+            target corrects the table with it (see the module doc).
+        latency_rounds: plans timed at that step, at most.
+        latency_tolerance: a timed plan this close to the target (a share
+            of the original latency) ends the rounds.
+        layer_ratios: ``{layer: share}``: the group of each named layer
+            loses that share of its channels at the end, whatever the
+            target asks of the others (Torch-Pruning's
+            ``pruning_ratio_dict``); reached along the schedule as
+            ``final_ratio`` is. The other groups are planned to the target
+            around them.
+        final_ratio: the schedule's target (default: each step is the
+            last).
         original: channels per group before any pruning (for resumed runs).
         generator: draws ``'reinit'``'s and a mask release's fresh weights
             (default: torch's global generator).
@@ -103,6 +149,11 @@ class ChannelPruner:
                  hard_at_end: bool = True,
                  flops: Optional[FlopsEstimate] = None,
                  latency=None,
+                 latency_timer=None,
+                 latency_rounds: int = 4,
+                 latency_tolerance: float = .01,
+                 layer_ratios: Optional[Dict[str, float]] = None,
+                 final_ratio: Optional[float] = None,
                  original: Optional[Dict[str, int]] = None,
                  generator: Optional[torch.Generator] = None):
         if target not in TARGETS:
@@ -126,9 +177,15 @@ class ChannelPruner:
         self.hard_at_end = hard_at_end
         self.flops = flops
         self.latency = latency
+        self.latency_timer = latency_timer
+        self.latency_rounds = latency_rounds
+        self.latency_tolerance = latency_tolerance
         self.generator = generator
+        self.final_ratio = final_ratio
         self.groups: List[ChannelGroup] = []
         self.refresh()
+        self._layer_shares = self._group_shares(layer_ratios or {})
+        self._pins: Dict[str, int] = {}
         self.original = dict(original or
                              {g.name: g.num_channels
                               for g in self.groups})
@@ -155,6 +212,29 @@ class ChannelPruner:
         self.soft = per_channel(torch.bool)
         # soft-pruned at some step (to count those that were kept)
         self.ever_soft = per_channel(torch.bool)
+
+    def _group_shares(self, layer_ratios: Dict[str, float]
+                      ) -> Dict[str, float]:
+        """``layer_ratios`` by group name; a layer that no group holds, or a
+        share outside [0, 1), is an error naming it."""
+        owner = {m: g.name for g in self.groups
+                 for m, sides in g.members.items() if 'out' in sides}
+        unknown = [n for n in layer_ratios if n not in owner]
+        if unknown:
+            raise ValueError(
+                f'layer_ratios names layers that no prunable channel group '
+                f'holds: {unknown}; prunable groups: '
+                f'{[g.name for g in self.groups][:8]} ...')
+        shares = {}
+        for name, share in layer_ratios.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) \
+                    or not 0. <= share < 1.:
+                raise ValueError(f'layer_ratios[{name!r}] must be a share in '
+                                 f'[0, 1), got {share!r}')
+            if shares.setdefault(owner[name], share) != share:
+                raise ValueError(f'layer_ratios gives {owner[name]}\'s group '
+                                 'two different shares')
+        return shares
 
     @property
     def estimate(self):
@@ -191,8 +271,11 @@ class ChannelPruner:
                     f'{" ..." if len(small) > 5 else ""}; lower it or skip '
                     'those layers')
         floor = {g.name: self._floor(g) for g in self.groups}
+        floor.update(self._pinned(target_ratio))  # they keep their share
         options = f'min_channels={self.min_channels}, ' \
-            f'round_to={self.round_to}'
+            f'round_to={self.round_to}' + (
+                f', layer_ratios={self._layer_shares}'
+                if self._layer_shares else '')
         if self.estimate is not None:
             estimate = self.estimate
             prunable = min(1. - estimate.fixed / estimate.original, 1.)
@@ -230,19 +313,38 @@ class ChannelPruner:
         return {
             g.name: self._round(self.original[g.name] *
                                 (1. - ratio), g) if g.name in live else
-            g.num_channels
+            self._pins.get(g.name, g.num_channels)
             for g in self.groups
+        }
+
+    def _pinned(self, ratio: float) -> Dict[str, int]:
+        """Channels the groups of ``layer_ratios`` keep at a step at
+        ``ratio``: their own share, reached along the schedule as the
+        target is (``ratio / final_ratio`` of it)."""
+        progress = min(ratio / self.final_ratio, 1.) if self.final_ratio \
+            else 1.
+        return {
+            g.name: min(self._round(self.original[g.name] *
+                                    (1. - share * progress), g),
+                        g.num_channels)
+            for g in self.groups
+            for share in [self._layer_shares.get(g.name)]
+            if share is not None
         }
 
     def plan(self,
              ratio: float,
              scores: Dict[str, torch.Tensor],
              live=None,
-             count: Optional[int] = None) -> Dict[str, int]:
+             count: Optional[int] = None,
+             pins: Optional[Dict[str, int]] = None) -> Dict[str, int]:
         """Channels each group keeps after a step at ``ratio``, or after
         removing the ``count`` globally weakest channels (Molchanov et al.);
-        groups not in ``live`` (default: all) keep what they have."""
-        live = set(live if live is not None else scores)
+        groups not in ``live`` (default: all) keep what they have; those of
+        ``layer_ratios`` what their share leaves at ``ratio`` (or
+        ``pins``)."""
+        self._pins = self._pinned(ratio) if pins is None else pins
+        live = set(live if live is not None else scores) - set(self._pins)
         if count is not None:
             cut = self._knapsack if self.target == 'latency' else self._global
             return cut(ratio, scores, live, count)
@@ -301,7 +403,8 @@ class ChannelPruner:
                 count: Optional[int] = None) -> Dict[str, int]:
         """Drop the globally weakest channels (scores normalised per group)
         until the channel or FLOPs target is met, or ``count`` of them."""
-        keep = {g.name: g.num_channels for g in self.groups}
+        keep = {g.name: self._pins.get(g.name, g.num_channels)
+                for g in self.groups}
         floor = {g.name: self._floor(g) for g in self.groups}
         order = []
         for g in self.groups:
@@ -359,7 +462,8 @@ class ChannelPruner:
         put back (lazy greedy).
         """
         estimate = self.estimate
-        keep = {g.name: g.num_channels for g in self.groups}
+        keep = {g.name: self._pins.get(g.name, g.num_channels)
+                for g in self.groups}
         floor = {g.name: self._floor(g) for g in self.groups}
         ranked = {}
         for g in self.groups:
@@ -447,6 +551,11 @@ class ChannelPruner:
         ]
         live = [g.name for g in self.groups if g.name not in dead]
         keep = self.plan(ratio, scores, live, count)
+        timed, correction = [], None
+        if last and count is None and self.target == 'latency' and \
+                self.latency_timer is not None and self.latency_rounds > 0:
+            keep, timed = self._timed_plan(ratio, scores, live, keep)
+            correction = (self.latency.scale, self.latency.fixed)
         groups = {}
         for g in self.groups:
             drop = max(g.num_channels - keep[g.name], 0)
@@ -455,7 +564,46 @@ class ChannelPruner:
             streak = self.streaks[g.name][selected] + 1
             hard = self._hard_mask(streak, last)
             groups[g.name] = (selected.tolist(), selected[hard].tolist())
-        return dict(groups=groups, dead=dead)
+        return dict(groups=groups, dead=dead, timed=timed,
+                    correction=correction)
+
+    def _timed_plan(self, ratio: float, scores: Dict[str, torch.Tensor],
+                    live, keep: Dict[str, int]):
+        """The plan, timed, and planned again further along the same greedy
+        path until it lands within tolerance (see the module doc); the plan
+        timed closest to the target, and ``[estimated, measured]`` of each
+        plan timed (shares of the original latency). The table is left
+        corrected at the chosen plan."""
+        estimate = self.latency
+        now = {g.name: g.num_channels for g in self.groups}
+        here = estimate(now) / estimate.original  # earlier steps: estimated
+        goal = 1. - ratio
+        pins = dict(self._pins)  # the step's, whatever the aim
+        points = [(here, here)]  # (estimated, measured): the model now
+        tried = []  # (miss, plan, measured over the model now)
+        for _ in range(self.latency_rounds):
+            if keep == now:
+                break  # nothing to time: the plan is the model
+            try:
+                relative = self.latency_timer(self.groups, keep)
+            except Exception as error:  # a model whose copy does not run
+                warnings.warn(f'the last step\'s plan could not be timed '
+                              f'({error}); the latency table\'s plan is cut')
+                break
+            point = (estimate(keep) / estimate.original, relative * here)
+            points.append(point)
+            tried.append((abs(point[1] - goal), keep, relative))
+            if tried[-1][0] <= self.latency_tolerance:
+                break
+            aim = min(max(_secant(points, goal), 0.), here)
+            keep = self.plan(1. - aim, scores, live, pins=pins)
+            if any(keep == plan for _, plan, _ in tried):
+                break  # as near as the channels allow
+        if not tried:
+            return self.plan(ratio, scores, live, pins=pins), []
+        _, keep, relative = min(tried, key=lambda t: t[0])
+        estimate.correct(keep, relative, now)
+        return keep, [list(p) for p in points[1:]]
 
     def _hard_mask(self, streak: torch.Tensor, last: bool) -> torch.Tensor:
         """Which of a selection (weakest first, with the number of steps in
@@ -497,8 +645,12 @@ class ChannelPruner:
             return StepResult(
                 ratio, postponed=decision['postponed'],
                 channels=self.channels())
+        if decision.get('correction'):  # rank 0 timed the plan: every
+            # rank's table says what it measured
+            self.latency.scale, self.latency.fixed = decision['correction']
         with phase(timings, 'soft'):
             result, removals = self._soft(ratio, decision, optimizers)
+        result.timed = decision.get('timed', [])
         try:
             for g, hard in removals:
                 remove_channels(self.graph, g,

@@ -7,10 +7,15 @@ R-CNN VGG16 x0.25 of ``configs/demo/faster_rcnn_vgg16_shapes.py`` at
 read from the cache) the latency table in ``--runtime``
 (:mod:`prunedet.pruning.latency_table`), prune a copy of the model in one
 hard step to ``--target`` of its latency (``target='latency'``, global
-ranking: the greedy knapsack of :mod:`prunedet.pruning.pruner`), prune
-another copy to the same share of its FLOPs for comparison, and time both
-beside the unpruned model in one loop (pruned, FLOPs-pruned, unpruned, ...,
-by their medians: :func:`prunedet.deploy.latency.median_times`). Weights are
+ranking: the greedy knapsack of :mod:`prunedet.pruning.pruner`; the step
+times up to ``--rounds`` plans and applies the one measured closest to the
+target, as the hook's last step does), prune another copy to the same
+share of its FLOPs for comparison, and time both beside the unpruned model
+``--checks`` times, each with new sessions in a loop of its own (pruned,
+FLOPs-pruned, unpruned, ..., by their medians:
+:func:`prunedet.deploy.latency.median_times`): the median of the checks is
+the measured ratio, and each is printed, since a single loop moves by a few
+hundredths from run to run. Weights are
 random, so channels are ranked by L1 norm on random values: this measures
 how well the plan hits the latency, not accuracy.
 
@@ -30,6 +35,7 @@ the network's parts in the same runtime,
 import argparse
 import copy
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
@@ -53,7 +59,7 @@ from prunedet.deploy.runtime import OnnxTwoStageDetector  # noqa: E402
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
 from prunedet.pruning.latency_table import (  # noqa: E402
-    CACHE_DIR, LATENCY_RUNTIMES, LatencyEstimate, measure_latency)
+    CACHE_DIR, LATENCY_RUNTIMES, LatencyEstimate, PlanTimer, measure_latency)
 from prunedet.pruning.pruner import (ChannelPruner,  # noqa: E402
                                      UnreachableTargetError)
 from prunedet.pruning.tracing import trace_forward  # noqa: E402
@@ -88,9 +94,12 @@ def whole_fn(model, runtime, x, folder):
     return lambda: detector.predict(x, metas)
 
 
-def pruned_copy(full, x, target, ratio, round_to, measured):
+def pruned_copy(full, x, target, ratio, round_to, measured, runtime='eager',
+                rounds=0, repeats=50):
     """A copy of ``full`` pruned in one hard step to ``ratio`` of its
-    FLOPs or latency; with the estimated ratio of the latter."""
+    FLOPs or latency; with the estimated ratio of the latter, and the
+    plans the step timed (``rounds``: at most that many, to correct the
+    table where the plan is)."""
     model = copy.deepcopy(full).train()
     forward = trace_forward(model)
     graph = ChannelGraph(model, x.repeat(2, 1, 1, 1), forward, ['backbone'])
@@ -100,17 +109,19 @@ def pruned_copy(full, x, target, ratio, round_to, measured):
         graph, L1Norm(), target=target, global_ranking=True,
         round_to=round_to, soft_steps=0,
         flops=FlopsEstimate(total, per_layer, graph.groups()),
-        latency=latency)
+        latency=latency, latency_rounds=rounds,
+        latency_timer=PlanTimer(model, x, runtime, repeats)
+        if target == 'latency' and rounds else None)
     pruner.check(ratio)
-    pruner.step(ratio, last=True)
+    timed = pruner.step(ratio, last=True).timed
     keep = {n: c[0] for n, c in pruner.channels().items()}
     pruned_flops, _ = measure_flops(model, x, forward)
     return model.eval(), pruned_flops / total, latency(keep) / \
-        latency.original
+        latency.original, timed
 
 
 def benchmark(name, target, runtime, repeats, round_to, cache_dir,
-              table_repeats):
+              table_repeats, rounds, checks=3):
     torch.manual_seed(0)
     full, x = build(name)
     graph = ChannelGraph(full, x.repeat(2, 1, 1, 1), trace_forward(full),
@@ -120,29 +131,38 @@ def benchmark(name, target, runtime, repeats, round_to, cache_dir,
                                table_repeats)
     table_s = time.perf_counter() - t
     try:
-        by_latency, flops_l, estimated = pruned_copy(
-            full, x, 'latency', target, round_to, measured)
+        by_latency, flops_l, estimated, timed = pruned_copy(
+            full, x, 'latency', target, round_to, measured, runtime, rounds,
+            repeats)
     except UnreachableTargetError as error:  # the table says so: report it
         return dict(model=name, unreachable=str(error))
-    by_flops, flops_f, estimated_f = pruned_copy(full, x, 'flops', target,
-                                                 round_to, measured)
-    with tempfile.TemporaryDirectory() as tmp:
-        fns = [network_fn(m, runtime, x, tmp)
-               for m in (by_latency, by_flops, full)]
-        if name == 'detector':  # the whole inference, in the same loop
-            fns += [whole_fn(m, runtime, x, tempfile.mkdtemp(dir=tmp))
-                    for m in (by_latency, full)]
-        times = median_times(fns, repeats)
+    by_flops, flops_f, estimated_f, _ = pruned_copy(
+        full, x, 'flops', target, round_to, measured)
+    runs = []  # each check: new sessions, a loop of its own
+    for _ in range(checks):
+        with tempfile.TemporaryDirectory() as tmp:
+            fns = [network_fn(m, runtime, x, tmp)
+                   for m in (by_latency, by_flops, full)]
+            if name == 'detector':  # the whole inference, in the same loop
+                fns += [whole_fn(m, runtime, x, tempfile.mkdtemp(dir=tmp))
+                        for m in (by_latency, full)]
+            runs.append(median_times(fns, repeats))
+    checked = [r[0] / r[2] for r in runs]
+    times = [statistics.median(r[i] for r in runs)
+             for i in range(len(runs[0]))]
     t_latency, t_flops, t_full = times[:3]
     whole = dict(whole=times[3] / times[4], whole_pruned_ms=1e3 * times[3],
                  whole_full_ms=1e3 * times[4]) if len(times) > 3 else {}
     return dict(whole, model=name, runtime=runtime, target=1. - target,
-                estimated=estimated, measured=t_latency / t_full,
+                estimated=estimated, measured=statistics.median(checked),
+                checks=checked,
                 pruned_ms=1e3 * t_latency, full_ms=1e3 * t_full,
                 table_ms=1e3 * measured['total'], flops_ratio=flops_l,
-                flops_plan_measured=t_flops / t_full,
+                flops_plan_measured=statistics.median(
+                    r[1] / r[2] for r in runs),
                 flops_plan_estimated=estimated_f, flops_plan_flops=flops_f,
-                table_s=table_s, calibration=measured.get('calibration', 1.))
+                table_s=table_s, calibration=measured.get('calibration', 1.),
+                timed=timed)
 
 
 def main(argv=None):
@@ -159,6 +179,14 @@ def main(argv=None):
                         help="torch's (and onnxruntime's) threads; on a "
                         'machine busy with other work, 1 times steadily')
     parser.add_argument('--round-to', type=int, default=1)
+    parser.add_argument('--checks', type=int, default=3,
+                        help='times the pruned models are measured '
+                        'afterwards, each with new sessions in a loop of '
+                        'its own (the median is reported, and each)')
+    parser.add_argument('--rounds', type=int, default=4,
+                        help='plans the latency step may time to correct '
+                        'the table (the hook\'s latency_rounds; 0: the '
+                        'table is trusted)')
     parser.add_argument('--cache-dir', default=CACHE_DIR,
                         help='latency tables; "none": measured anew')
     parser.add_argument('--models', nargs='+', default=MODEL_NAMES,
@@ -173,9 +201,13 @@ def main(argv=None):
           'of the unpruned')
     rows = [
         benchmark(m, args.target, args.runtime, args.repeats, args.round_to,
-                  cache, args.table_repeats) for m in args.models
+                  cache, args.table_repeats, args.rounds, args.checks)
+        for m in args.models
     ]
-    print('model | target | estimated | measured (pruned / unpruned) | '
+    print('model | target | estimated (after the step\'s correction) | '
+          'plans timed by the step '
+          '(estimated -> measured) | measured (pruned / unpruned; '
+          'each check) | '
           'FLOPs ratio | FLOPs-target plan: FLOPs, estimated, measured '
           'latency | table: build, unpruned, calibration | detector\'s '
           'whole inference with NMS (pruned / unpruned)')
@@ -185,8 +217,11 @@ def main(argv=None):
             continue
         print(' | '.join([
             r['model'], f'{r["target"]:.3f}', f'{r["estimated"]:.3f}',
+            ', '.join(f'{e:.3f} -> {m:.3f}' for e, m in r['timed']) or '-',
             f'{r["measured"]:.3f} ({r["pruned_ms"]:.2f} / '
-            f'{r["full_ms"]:.2f} ms)', f'{r["flops_ratio"]:.3f}',
+            f'{r["full_ms"]:.2f} ms; ' +
+            ', '.join(f'{c:.3f}' for c in r['checks']) + ')',
+            f'{r["flops_ratio"]:.3f}',
             f'{r["flops_plan_flops"]:.3f}, {r["flops_plan_estimated"]:.3f}, '
             f'{r["flops_plan_measured"]:.3f}',
             f'{r["table_s"]:.1f} s, {r["table_ms"]:.2f} ms, '

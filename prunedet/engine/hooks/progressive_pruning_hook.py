@@ -17,7 +17,8 @@ from prunedet.engine.runner_model import (averaged_models, optimizers,
 from prunedet.pruning.flops import FlopsEstimate, count_params, measure_flops
 from prunedet.pruning.groups import DEFAULT_TIMEOUT, ChannelGraph
 from prunedet.pruning.latency_table import (CACHE_DIR, LatencyEstimate,
-                                            check_runtime, measure_latency)
+                                            PlanTimer, check_runtime,
+                                            measure_latency)
 from prunedet.pruning.pruner import SOFT_MODES, TARGETS, ChannelPruner
 from prunedet.pruning.architecture import record_architecture
 from prunedet.pruning.record_schema import (check_original_widths,
@@ -113,6 +114,10 @@ class ProgressivePruningHook(Hook):
         latency_threads: threads the latency is measured with (default: as
             many as torch uses; on a machine busy with other work, 1
             measures steadily).
+        latency_rounds: at the last step of a latency target, how many
+            plans may be timed (a copy of the model at the plan beside the
+            model) to correct the table where the plan is and plan again
+            (0: the table's estimate is trusted).
         by_epoch: count ``interval``/``begin``/``end`` in epochs or
             iterations (an iteration-based loop needs ``False``).
         interval, begin, end: when pruning steps happen; ``end=None`` is the
@@ -122,6 +127,12 @@ class ProgressivePruningHook(Hook):
         skip: layer names (or prefixes) that are never pruned.
         global_ranking: rank channels across layers instead of pruning the
             same ratio in each.
+        layer_ratios: ``{layer: share}``: the channel group of each named
+            layer loses that share of its channels by the end (reached
+            along the schedule), the others are planned to the target
+            around it; e.g. a detector's last conv, whose width sets the
+            cost of RoIAlign and fc6 (Torch-Pruning's
+            ``pruning_ratio_dict``).
         min_channels: channels each group keeps at least.
         round_to: round kept channels to a multiple (hardware-friendly).
         soft_steps, remove_ratio, soft_mode, hard_at_end: soft versus hard
@@ -152,6 +163,7 @@ class ProgressivePruningHook(Hook):
                  prunable: Sequence[str] = ('backbone', ),
                  skip: Sequence[str] = (),
                  global_ranking: bool = False,
+                 layer_ratios: Optional[dict] = None,
                  min_channels: int = 1,
                  round_to: int = 1,
                  soft_steps: Optional[int] = 0,
@@ -163,7 +175,8 @@ class ProgressivePruningHook(Hook):
                  graph_timeout: Optional[float] = DEFAULT_TIMEOUT,
                  runtime: str = 'eager',
                  latency_cache: Optional[str] = CACHE_DIR,
-                 latency_threads: Optional[int] = None):
+                 latency_threads: Optional[int] = None,
+                 latency_rounds: int = 4):
         _check('target_ratio', target_ratio, 'real')
         _check('step_channels', step_channels, 'int', allow_none=True)
         if step_channels is not None and (step_channels < 1
@@ -175,6 +188,10 @@ class ProgressivePruningHook(Hook):
         _check('interval', interval, 'int', allow_none=True)
         _check('graph_timeout', graph_timeout, 'real', allow_none=True)
         _check('latency_threads', latency_threads, 'int', allow_none=True)
+        _check('latency_rounds', latency_rounds, 'int')
+        if latency_rounds < 0:
+            raise ValueError(
+                f'latency_rounds must be >= 0, got {latency_rounds}')
         _check('begin', begin, 'real')
         _check('end', end, 'real', allow_none=True)
         _check('min_channels', min_channels, 'int')
@@ -199,6 +216,21 @@ class ProgressivePruningHook(Hook):
         if min_channels < 1 or round_to < 1:
             raise ValueError('min_channels and round_to must be >= 1, got '
                              f'{min_channels} and {round_to}')
+        if layer_ratios is not None and not (
+                isinstance(layer_ratios, dict)
+                and all(isinstance(n, str) for n in layer_ratios)):
+            raise TypeError('layer_ratios is a dict of layer name: share of '
+                            f'its channels removed, got {layer_ratios!r}')
+        for name, share in (layer_ratios or {}).items():
+            _check(f'layer_ratios[{name!r}]', share, 'real')
+            if not 0. <= share < 1.:
+                raise ValueError(f'layer_ratios[{name!r}] must be a share in '
+                                 f'[0, 1), got {share!r}')
+        if layer_ratios and (target == 'channels' or step_channels):
+            raise ValueError(
+                'layer_ratios plans the other groups around a FLOPs or '
+                'latency target step by step: it needs target=\'flops\' or '
+                '\'latency\' and no step_channels')
         if isinstance(prunable, str) or isinstance(skip, str) or not all(
                 isinstance(n, str) for n in (*prunable, *skip)):
             raise TypeError('prunable and skip are lists of layer names')
@@ -225,12 +257,14 @@ class ProgressivePruningHook(Hook):
         self.pruner_cfg = dict(
             target=target,
             global_ranking=global_ranking,
+            layer_ratios=dict(layer_ratios or {}),
             min_channels=min_channels,
             round_to=round_to,
             soft_steps=soft_steps,
             remove_ratio=remove_ratio,
             soft_mode=soft_mode,
-            hard_at_end=hard_at_end)
+            hard_at_end=hard_at_end,
+            latency_rounds=latency_rounds)
         self.input_shape = tuple(input_shape) if input_shape else None
         self.step_channels = step_channels
         self.graph_timeout = graph_timeout
@@ -383,6 +417,10 @@ class ProgressivePruningHook(Hook):
             self.criterion,
             flops=estimate,
             latency=latency,
+            final_ratio=self.schedule.target,
+            latency_timer=PlanTimer(model, self._inputs, self.runtime,
+                                    threads=self.latency_threads)
+            if latency is not None else None,
             original=self._restored.get('original'),
             generator=self.generator,
             **self.pruner_cfg)
@@ -507,6 +545,11 @@ class ProgressivePruningHook(Hook):
             + (f', latency {self.latency_ratio:.1%} ({self.runtime}, '
                'estimated)' if self.target == 'latency' else '')
         ]
+        if result.timed:
+            lines.append(
+                '  plans timed (latency of the original, estimated -> '
+                'measured; the one nearest the target is cut): ' + ', '.join(
+                    f'{e:.3f} -> {m:.3f}' for e, m in result.timed))
         lines += [
             f'  {name}: {k}/{orig}'
             for name, (k, orig) in result.channels.items()
