@@ -77,7 +77,7 @@ PINNED = [c for c in CONFIGS if any(
 def test_layer_ratios_name_layers_of_the_configs_model(config):
     """A config that pins a layer's share names a layer its model has, in
     a group the hook can cut (checked when training starts; here without
-    training, on each distinct model once)."""
+    training); a detector's pin is conv5_3's."""
     import torch
     from prunedet.criteria import L1Norm
     from prunedet.pruning.groups import ChannelGraph
@@ -94,6 +94,10 @@ def test_layer_ratios_name_layers_of_the_configs_model(config):
                            final_ratio=hook.target_ratio)
     assert set(pruner._layer_shares.values()) == set(
         hook.layer_ratios.values())
+    if 'faster_rcnn_vgg16' in config:  # the share is conv5_3's: the last
+        convs = [n for n, m in model.backbone.named_modules()  # conv
+                 if isinstance(m, torch.nn.Conv2d)]
+        assert list(hook.layer_ratios) == [f'backbone.{convs[-1]}']
 
 
 def test_the_rpgp_detection_configs_pin_conv5_3():
