@@ -50,6 +50,7 @@ timed layers' signature (names, types, shapes, inputs), the input shape, the
 runtime, the torch version and the thread count.
 """
 import bisect
+import contextlib
 import copy
 import hashlib
 import json
@@ -264,22 +265,16 @@ class PlanTimer:
 
     def __call__(self, groups: Iterable[ChannelGroup],
                  keep: Dict[str, int]) -> float:
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads or before)
-        was_training = self.model.training
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                plan = at_plan(self.model, list(groups), keep)
-                fns = [network_fn(m, self.runtime, self.inputs, tmp)
-                       for m in (plan, self.model)]
-                ratios, repeats = [], self._repeats(fns)
-                for _ in range(self.blocks):
-                    planned, now = _median_times(
-                        fns, max(repeats // self.blocks, 3))
-                    ratios.append(planned / now)
-        finally:
-            self.model.train(was_training)
-            torch.set_num_threads(before)
+        with _as_it_was(self.model, self.threads), \
+                tempfile.TemporaryDirectory() as tmp:
+            plan = at_plan(self.model, list(groups), keep)
+            fns = [network_fn(m, self.runtime, self.inputs, tmp)
+                   for m in (plan, self.model)]
+            ratios, repeats = [], self._repeats(fns)
+            for _ in range(self.blocks):
+                planned, now = _median_times(
+                    fns, max(repeats // self.blocks, 3))
+                ratios.append(planned / now)
         return statistics.median(ratios)
 
     def _repeats(self, fns) -> int:
@@ -506,19 +501,28 @@ def measure_latency(model: nn.Module,
     ``cache_dir`` when it holds it, measured and written there otherwise
     (``None``: no cache)."""
     check_runtime(runtime)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    try:
+    with _as_it_was(model, threads):
         return _cached_table(model, inputs, groups, runtime, cache_dir,
                              repeats)
+
+
+@contextlib.contextmanager
+def _as_it_was(model: nn.Module, threads: Optional[int]):
+    """Time with ``threads`` (default: as many as torch uses now); after,
+    torch's threads and ``model``'s train/eval mode are what they were
+    (timing puts the model in eval mode)."""
+    before, was_training = torch.get_num_threads(), model.training
+    torch.set_num_threads(threads or before)
+    try:
+        yield
     finally:
+        model.train(was_training)
         torch.set_num_threads(before)
 
 
 def _cached_table(model, inputs, groups, runtime, cache_dir,
                   repeats) -> dict:
     groups = list(groups)
-    was_training = model.training
     inputs = inputs[:1].cpu()
     sides = layer_sides(groups)
     modules = dict(model.named_modules())
@@ -528,37 +532,34 @@ def _cached_table(model, inputs, groups, runtime, cache_dir,
         and not isinstance(modules[n], skip)
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            shapes, follows = _trace_calls(model, inputs, names, sides, tmp)
-            names = [n for n in names if n in shapes]  # not called: no cost
-            widths = {}
-            for n in names:
-                pruner = layer_pruner(modules[n])
-                widths[n] = [pruner.get_in_channels(modules[n]),
-                             pruner.get_out_channels(modules[n])]
-            key = dict(version=TABLE_VERSION, runtime=runtime,
-                       input=list(inputs.shape), torch=torch.__version__,
-                       threads=torch.get_num_threads(), grid=GRID,
-                       repeats=repeats,  # a quick noisy table is not reused
-                       layers=[[n, repr(modules[n]), shapes[n],
-                                sorted(k for k, v in sides[n].items() if v)]
-                               for n in names],
-                       follows=[[n, repr(modules[n]), layer, side,
-                                 [_shape(a) for a in args]]
-                                for n, (layer, side, args) in follows.items()])
-            path = None
-            if cache_dir is not None:
-                digest = hashlib.sha1(
-                    json.dumps(key).encode()).hexdigest()[:20]
-                path = osp.join(osp.expanduser(cache_dir),
-                                f'{runtime}_{digest}.json')
-                if osp.isfile(path):
-                    with open(path) as f:
-                        return json.load(f)
-            table = _measure(model, inputs, groups, modules, names, sides,
-                             shapes, widths, follows, runtime, tmp, repeats)
-        finally:
-            model.train(was_training)
+        shapes, follows = _trace_calls(model, inputs, names, sides, tmp)
+        names = [n for n in names if n in shapes]  # not called: no cost
+        widths = {}
+        for n in names:
+            pruner = layer_pruner(modules[n])
+            widths[n] = [pruner.get_in_channels(modules[n]),
+                         pruner.get_out_channels(modules[n])]
+        key = dict(version=TABLE_VERSION, runtime=runtime,
+                   input=list(inputs.shape), torch=torch.__version__,
+                   threads=torch.get_num_threads(), grid=GRID,
+                   repeats=repeats,  # a quick noisy table is not reused
+                   layers=[[n, repr(modules[n]), shapes[n],
+                            sorted(k for k, v in sides[n].items() if v)]
+                           for n in names],
+                   follows=[[n, repr(modules[n]), layer, side,
+                             [_shape(a) for a in args]]
+                            for n, (layer, side, args) in follows.items()])
+        path = None
+        if cache_dir is not None:
+            digest = hashlib.sha1(
+                json.dumps(key).encode()).hexdigest()[:20]
+            path = osp.join(osp.expanduser(cache_dir),
+                            f'{runtime}_{digest}.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    return json.load(f)
+        table = _measure(model, inputs, groups, modules, names, sides,
+                         shapes, widths, follows, runtime, tmp, repeats)
     if path is not None:
         os.makedirs(osp.dirname(path), exist_ok=True)
         with open(path + '.part', 'w') as f:

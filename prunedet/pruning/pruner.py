@@ -578,7 +578,7 @@ class ChannelPruner:
         now = {g.name: g.num_channels for g in self.groups}
         here = estimate(now) / estimate.original  # earlier steps: estimated
         goal = 1. - ratio
-        pins = dict(self._pins)  # the step's, whatever the aim
+        pins = self._pinned(ratio)  # the step's, whatever the aim
         points = [(here, here)]  # (estimated, measured): the model now
         tried = []  # (miss, plan, measured over the model now)
         for _ in range(self.latency_rounds):
