@@ -40,22 +40,47 @@ def test_in_run_seconds_are_the_median_iteration_at_each_width():
     assert tool.in_run_seconds([], times[:3], 'full') == {'full': 3.}
 
 
-def test_the_full_width_is_warmed_up_then_timed_around_the_others(
-        monkeypatch):
+def test_widths_are_timed_in_rounds_each_in_a_new_order(monkeypatch):
     tool = load_tool('analysis/benchmark_detection')
     timed = []
+    clock = iter(range(1, 100))
 
     def fake_step_times(build, batches, optim_cfg, repeats, interleave):
         names = [make() for make in build]
-        timed.append((names, interleave))
-        # the first model of a process is slow; the machine then drifts
-        return [{'full': 5.}.get(n, 2.) if i == 0 else
-                dict(full=2., a=1.)[n] * (1.1 if i == len(names) - 1 else 1)
-                for i, n in enumerate(names)]
+        timed.append(names)
+        assert not interleave  # one model at a time, as training runs it
+        # the machine slows down by 10% with each model timed
+        return [dict(full=2., a=1., b=.5)[n] * 1.1**next(clock)
+                for n in names]
 
     monkeypatch.setattr(tool, 'step_times', fake_step_times)
-    seconds, drift = tool.widths_timed(lambda k: (lambda: k), ['full', 'a'],
-                                       'full', ['batch'], None, 3)
-    assert timed == [(['full', 'full', 'a', 'full'], False)]
-    assert seconds == pytest.approx({'full': 2.1, 'a': 1.})
-    assert drift == pytest.approx(1.1)
+    keys = ['full', 'a', 'b']
+    per_round = tool.widths_timed(lambda k: (lambda: k), keys, 'full',
+                                  ['batch'], None, 3, rounds=4)
+    assert timed[0] == ['full']  # untimed: the first model is slow
+    rounds = timed[1:]
+    assert len(rounds) == 4 and all(sorted(r) == sorted(keys) for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # the order changes
+    assert all(len(t) == 4 for t in per_round.values())
+    counts = {'full': 10, 'a': 10, 'b': 20}
+    predicted, each, medians = tool.predictions(counts, per_round, 'full')
+    # without drift: (10 * 2 + 10 * 1 + 20 * .5) / (40 * 2) = 0.5
+    assert len(each) == 4 and min(each) < 0.5 < max(each)
+    assert medians == {k: pytest.approx(sorted(t)[1] / 2 + sorted(t)[2] / 2)
+                       for k, t in per_round.items()}
+    assert predicted == tool.integrate(counts, medians, 'full')
+    assert abs(predicted - 0.5) < 0.1
+
+
+def test_a_prediction_is_reliable_when_every_round_agrees():
+    tool = load_tool('analysis/benchmark_detection')
+    assert tool.reliable([0.69, 0.71, 0.72], 0.70)
+    assert not tool.reliable([0.69, 0.71, 0.74], 0.70)
+    assert 'not reliable' in tool.said_by_rounds([0.6, 0.7], 0.7)
+    assert 'not reliable' not in tool.said_by_rounds([0.69, 0.7], 0.7)
+
+
+def test_runs_timed_twice_show_both_times():
+    tool = load_tool('analysis/benchmark_detection')
+    assert tool.each([101.8]) == ''
+    assert tool.each([137.7, 140.31]) == ' (137.7, 140.3)'

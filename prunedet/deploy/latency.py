@@ -16,12 +16,13 @@ Models are timed alternately in one loop (pruned, unpruned, pruned, ...)
 and compared by their median, so machine load hits both alike.
 """
 import copy
+import json
 import os.path as osp
 import random
 import statistics
 import time
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -73,14 +74,53 @@ def part_runners(model: nn.Module, runtime: str, shape: Sequence[int],
     if runtime == 'torchscript':
         return {n: _torchscript(p, examples[n]) for n, p in parts.items()}
     runners = {}
-    for name, part in parts.items():
-        path = export_onnx(part, examples[name],
-                           osp.join(workdir, f'{id(model)}_{name}.onnx'),
-                           dynamic_shapes(name), INPUT_NAMES[name],
-                           OUTPUT_NAMES[name])
+    for name, path in _onnx_files(parts, examples, model, workdir).items():
         session = ort_session(path, spinning=False)  # timed in turn
         runners[name] = lambda *x, s=session: run_session(s, *x)
     return runners
+
+
+def _onnx_files(parts, examples, model, workdir) -> Dict[str, str]:
+    return {
+        name: export_onnx(part, examples[name],
+                          osp.join(workdir, f'{id(model)}_{name}.onnx'),
+                          dynamic_shapes(name), INPUT_NAMES[name],
+                          OUTPUT_NAMES[name])
+        for name, part in parts.items()
+    }
+
+
+def node_times(model: nn.Module, inputs: torch.Tensor, workdir: str,
+               runs: int = 200) -> Dict[str, Tuple[str, float]]:
+    """Where a classifier's time goes in onnxruntime: microseconds per run
+    of each node of its exported network, from onnxruntime's own profiler
+    and after its graph optimisations (a conv fused with its ReLU is one
+    node, named after its output), ``{node: (op type, us)}``; the
+    session's whole run is ``'(run)'``. Names match between a model and
+    its pruned copy, so the two can be compared node by node."""
+    parts = exportable_parts(fold_batchnorm(model.eval()))
+    if set(parts) != {'model'}:
+        raise ValueError('node_times profiles a classifier, got the parts '
+                         f'{sorted(parts)}')
+    examples = example_inputs(parts, inputs.shape[1:], 2, 0)
+    path = _onnx_files(parts, examples, model, workdir)['model']
+    session = ort_session(path, spinning=False,
+                          profile=osp.splitext(path)[0])
+    for _ in range(runs):
+        run_session(session, inputs)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    totals, done = {}, 0
+    for e in events:
+        if e.get('cat') == 'Session' and e['name'] == 'model_run':
+            done += 1
+            op, name = '(run)', '(run)'
+        elif e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+            op, name = e['args']['op_name'], e['name'][:-len('_kernel_time')]
+        else:
+            continue
+        totals[name] = (op, totals.get(name, (op, 0.))[1] + e['dur'])
+    return {n: (op, us / done) for n, (op, us) in totals.items()}
 
 
 def network_fn(model: nn.Module, runtime: str, inputs: torch.Tensor,

@@ -19,14 +19,15 @@ DEPLOY_FILE = 'deploy.json'
 
 
 def ort_session(path: str, threads: Optional[int] = None,
-                spinning: bool = True):
+                spinning: bool = True, profile: Optional[str] = None):
     """An onnxruntime CPU session with all graph optimisations;
     ``threads``: intra-op threads (default: as many as torch uses).
     ``spinning=False`` for timing beside other sessions or PyTorch: a
     session's idle threads otherwise spin-wait, taking the cores from
     whatever runs next (two identical sessions timed in turn measured 1.45
     and 1.65 of each other, and eager PyTorch between them 2.3 times its
-    own time; 0.89 and 1.0 without)."""
+    own time; 0.89 and 1.0 without). ``profile``: a file prefix for
+    onnxruntime's per-node profile (``session.end_profiling()``)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -36,6 +37,9 @@ def ort_session(path: str, threads: Optional[int] = None,
                                          '0')
     options.graph_optimization_level = \
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
     return ort.InferenceSession(
         path, options, providers=['CPUExecutionProvider'])
 

@@ -2,7 +2,8 @@
 
 1. whole-training time of each RPGP schedule / the unpruned config, same
    iterations and data (the seed reports 281/428 = 0.66 on a GPU), with the
-   mAP each reaches: ``--schedules`` names variants of the demo's RPGP
+   mAP each reaches; each run is timed twice, in the order unpruned,
+   schedules, schedules reversed, unpruned (``--no-abba``: once); ``--schedules`` names variants of the demo's RPGP
    (``default``: geometric ramp to iteration 45, every 5 iterations;
    ``late``: geometric to iteration 180, every 20; ``early``: geometric
    to iteration 90, every 10; ``front``: exponential, three quarters of
@@ -18,13 +19,16 @@
    kept fractions after each prune event), integrated over the schedule's
    iterations into a predicted whole-training ratio. The method is checked
    on the demo itself: its training steps timed at each of its widths,
-   integrated the same way, against its measured whole-run ratio.
+   integrated the same way, against its measured whole-run ratio. The
+   widths are timed in ``--rounds``, each in a new order; each round's own
+   prediction is printed beside the median's.
 
     python tools/analysis/benchmark_detection.py [--iters 300] [--voc-size]
-        [--step-repeats 3]
+        [--step-repeats 3] [--rounds 3] [--no-abba]
 """
 import argparse
 import os.path as osp
+import random
 import statistics
 import sys
 import tempfile
@@ -220,23 +224,47 @@ def flops(model, inputs):
     return measure_flops(model, inputs, two_stage_forward)[0]
 
 
-def widths_timed(make, keys, full_key, batches, optim_cfg, repeats):
+def widths_timed(make, keys, full_key, batches, optim_cfg, repeats,
+                 rounds):
     """Training-step seconds at each width of ``keys`` (the full width
-    among them), one width at a time. The first model a process times here
-    ran up to 1.25 times slower than the same model later, so the full
-    width is timed once untimed first, then with the others and again at
-    the end: its seconds are the mean of the last two, their ratio (the
-    drift) says how much the machine changed meanwhile."""
-    order = [full_key] + list(keys) + [full_key]
-    times = step_times([make(k) for k in order], batches, optim_cfg,
-                       repeats, interleave=False)
-    seconds = dict(zip(keys, times[1:-1]))
-    first, again = seconds[full_key], times[-1]
-    seconds[full_key] = (first + again) / 2
-    return seconds, again / first
+    among them), per round: ``{key: [seconds in round 1, ...]}``. Each
+    model is built and timed alone, as training runs it (a full VGG16
+    detector at 600x1000 takes gigabytes), and the widths are timed in
+    ``rounds``, each in a new seeded order, so that a machine that drifts
+    during the timing hits every width alike: timed once in a fixed order,
+    the full width measured 0.80 (VOC size) and 0.61 (demo) of itself
+    before and after the others. The first model a process times ran up to
+    1.25 times slower than the same model later: the full width is timed
+    once, untimed, first."""
+    step_times([make(full_key)], batches, optim_cfg, 1, interleave=False)
+    order, seconds = random.Random(0), {k: [] for k in keys}
+    for _ in range(rounds):
+        turn = list(keys)
+        order.shuffle(turn)
+        times = step_times([make(k) for k in turn], batches, optim_cfg,
+                           repeats, interleave=False)
+        for key, t in zip(turn, times):
+            seconds[key].append(t)
+    return seconds
 
 
-def voc_size(counts, full_key, fractions, repeats):
+def predictions(counts, per_round, full_key):
+    """The whole-training ratio from each round's step times alone, and
+    from the median step time at each width over the rounds (the
+    prediction; the rounds' spread says how far the machine moved it)."""
+    rounds = range(len(per_round[full_key]))
+    each = [integrate(counts, {k: t[r] for k, t in per_round.items()},
+                      full_key) for r in rounds]
+    medians = {k: statistics.median(t) for k, t in per_round.items()}
+    return integrate(counts, medians, full_key), each, medians
+
+
+def reliable(each, predicted, within=0.03) -> bool:
+    """Every round's prediction within ``within`` of the prediction."""
+    return all(abs(p - predicted) <= within for p in each)
+
+
+def voc_size(counts, full_key, fractions, repeats, rounds):
     """Full VGG16 Faster R-CNN at 600x1000: FLOPs ratio at the end (each
     conv cut to the kept fraction of its counterpart in the trained demo
     model), and the training step at each width of the schedule
@@ -271,16 +299,29 @@ def voc_size(counts, full_key, fractions, repeats):
     with torch.no_grad():
         flops_ratio = flops(pruned, x) / flops(full, x)
     del pruned, full
-    seconds, drift = widths_timed(make, keys, full_key, [voc_batch()],
-                                  cfg.optim_wrapper, repeats)
-    return (integrate(counts, seconds, full_key), seconds, widths,
-            flops_ratio, final, drift)
+    per_round = widths_timed(make, keys, full_key, [voc_batch()],
+                             cfg.optim_wrapper, repeats, rounds)
+    ratio, each, seconds = predictions(counts, per_round, full_key)
+    return dict(ratio=ratio, rounds=each, seconds=seconds, widths=widths,
+                flops=flops_ratio, final=final, per_round=per_round)
 
 
 def iteration_seconds(runner) -> list:
     """Seconds of each training iteration of ``runner``'s run, as mmengine's
     ``IterTimerHook`` measured them (data, step, hooks and prune events)."""
     return list(runner.message_hub.get_scalar('train/time').data[0])
+
+
+def each(times) -> str:
+    """`` (t1, t2)`` when a run was timed more than once."""
+    return '' if len(times) < 2 else \
+        ' (' + ', '.join(f'{t:.1f}' for t in times) + ')'
+
+
+def outside(seconds, runner) -> float:
+    """Seconds of a run spent outside its iterations (building, the first
+    iteration's set-up, the last checkpoint)."""
+    return seconds - sum(iteration_seconds(runner))
 
 
 def in_run_seconds(counts_events, times, full_key) -> dict:
@@ -295,7 +336,7 @@ def in_run_seconds(counts_events, times, full_key) -> dict:
     return {k: statistics.median(v) for k, v in by_width.items() if v}
 
 
-def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
+def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats, rounds):
     """The method on the demo: its training step timed at each width its
     schedule passed through, integrated over the schedule, against the
     measured whole-run ratio. Besides the steps, a run spends a per-
@@ -321,20 +362,41 @@ def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats):
     def make(key):
         return lambda: shrink(MODELS.build(cfg.model), dict(key), trace)
 
-    seconds, drift = widths_timed(make, keys, full_key, batches,
-                                  cfg.optim_wrapper, repeats)
-    steps_only = integrate(counts, seconds, full_key)
-    overhead = max(t_base / iters - seconds[full_key], 0.)
-    predicted = (sum(n * seconds[k] for k, n in counts.items()) +
-                 iters * overhead + hook.event_seconds) / (
-                     iters * (seconds[full_key] + overhead))
+    per_round = widths_timed(make, keys, full_key, batches,
+                             cfg.optim_wrapper, repeats, rounds)
+    steps_only, _, seconds = predictions(counts, per_round, full_key)
+
+    def predict(seconds):  # steps, overhead and events over the unpruned
+        overhead = max(t_base / iters - seconds[full_key], 0.)
+        return (sum(n * seconds[k] for k, n in counts.items()) +
+                iters * overhead + hook.event_seconds) / (
+                    iters * (seconds[full_key] + overhead)), overhead
+
+    predicted, overhead = predict(seconds)
+    each = [predict({k: t[r] for k, t in per_round.items()})[0]
+            for r in range(rounds)]
     in_run = in_run_seconds(events, iteration_seconds(rpgp), full_key)
     in_run[full_key] = statistics.median(iteration_seconds(base))
     return dict(counts=counts, seconds=seconds, full=full_key,
-                steps_only=steps_only, predicted=predicted,
+                steps_only=steps_only, predicted=predicted, rounds=each,
                 measured=t_rpgp / t_base, overhead=overhead,
                 events=hook.event_seconds, original=original,
-                in_run=in_run, drift=drift)
+                in_run=in_run, per_round=per_round)
+
+
+def span(times, scale=1.) -> str:
+    """``min-max`` of one width's round times."""
+    return f'{min(times) * scale:.{0 if scale > 1 else 2}f}-' \
+        f'{max(times) * scale:.{0 if scale > 1 else 2}f}'
+
+
+def said_by_rounds(each, predicted) -> str:
+    """The rounds' own predictions, and whether they agree."""
+    return ('each round alone: ' + ', '.join(f'{p:.3f}' for p in each) +
+            ('' if reliable(each, predicted) else
+             ': more than 0.03 apart from the prediction, the machine '
+             'changed during the timing and the prediction is not '
+             'reliable'))
 
 
 def describe(key, original=None) -> str:
@@ -361,14 +423,32 @@ def main(argv=None):
         help='only the demo check of --voc-size\'s method: the first '
         'schedule\'s whole-run ratio predicted from its training steps')
     parser.add_argument(
+        '--abba',
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help='time every run twice, in the order unpruned, schedules, '
+        'schedules reversed, unpruned, so that a machine whose speed drifts '
+        'hits both sides alike (one run of each measured the same code '
+        '0.766-0.810 in three tries)')
+    parser.add_argument(
         '--step-repeats', type=int, default=3,
-        help='timed training steps per width (after a warm-up)')
+        help='timed training steps per width and round (after a warm-up)')
+    parser.add_argument(
+        '--rounds', type=int, default=3,
+        help='rounds of step timing, each width once per round in a new '
+        'order')
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix='prunedet_bench_')
     data_root = args.data_root or write_shapes_voc(
         osp.join(tmp, 'shapes'), 400, 100)
+    # untimed, a few iterations of each: the first run of a process pays
+    # one-time costs (lazy imports and kernels, the dataset's parsing, the
+    # allocator's first growth) that are not training; timed first, the
+    # unpruned run spent 25 s outside its iterations, the RPGP run 14 s
+    for suffix in ('', '_rpgp'):
+        train(suffix, data_root, osp.join(tmp, 'warmup' + suffix), 5)
     t_base, base = train('', data_root, osp.join(tmp, 'base'), args.iters)
-    runs = {}
+    runs, schedules, times = {}, {}, {'unpruned': [t_base]}
     for name in args.schedules:
         schedule = dict(SCHEDULES[name])
         if schedule.get('target') == 'latency':
@@ -382,17 +462,32 @@ def main(argv=None):
                   f'{time.perf_counter() - t:.1f} s (not timed below)')
         runs[name] = train('_rpgp', data_root, osp.join(tmp, name),
                            args.iters, schedule)
+        schedules[name], times[name] = schedule, [runs[name][0]]
+    if args.abba:  # the same runs again, in the reverse order
+        for name in reversed(args.schedules):
+            times[name].append(train('_rpgp', data_root,
+                                     osp.join(tmp, name + '_again'),
+                                     args.iters, schedules[name])[0])
+            runs[name] = (statistics.mean(times[name]), runs[name][1])
+        times['unpruned'].append(train('', data_root,
+                                       osp.join(tmp, 'base_again'),
+                                       args.iters)[0])
+        t_base = statistics.mean(times['unpruned'])
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; '
           f'demo detector (VGG16 x0.25, 256x256), {args.iters} iterations '
           'of batch 4')
-    print('schedule | FLOPs at end | training time | ratio to unpruned | mAP')
-    print(f'unpruned | 1.000 | {t_base:.1f} s | 1.000 | '
+    print('schedule | FLOPs at end | training time | ratio to unpruned | '
+          'outside iterations | mAP')
+    print(f'unpruned | 1.000 | {t_base:.1f} s{each(times["unpruned"])} | '
+          '1.000 | '
+          f'{outside(times["unpruned"][0], base):.1f} s | '
           f'{base.val_loop.run()["pascal_voc/mAP"]:.4f}')
     for name, (seconds, runner) in runs.items():
         hook = next(h for h in runner.hooks
                     if type(h).__name__ == 'ProgressivePruningHook')
-        print(f'{name} | {hook.flops_ratio:.3f} | {seconds:.1f} s | '
-              f'{seconds / t_base:.3f} | '
+        print(f'{name} | {hook.flops_ratio:.3f} | {seconds:.1f} s'
+              f'{each(times[name])} | {seconds / t_base:.3f} | '
+              f'{outside(times[name][0], runner):.1f} s | '
               f'{runner.val_loop.run()["pascal_voc/mAP"]:.4f}')
     rpgp = runs[args.schedules[0]][1]
     # the steps are timed before the latency rows: onnxruntime's and
@@ -400,26 +495,27 @@ def main(argv=None):
     if args.voc_size or args.demo_check:
         seconds_rpgp = runs[args.schedules[0]][0]
         check = demo_check(rpgp, base, seconds_rpgp, t_base, args.iters,
-                           args.step_repeats)
+                           args.step_repeats, args.rounds)
         counts, full = check['counts'], check['full']
         original = check['original']
         fractions = [(n, o) for n, (_, o) in original.items()]
         print(f'\nschedule {args.schedules[0]}: widths the demo trained at '
               '(kept/original per backbone conv, conv1_1..conv5_3)')
-        print('iterations | widths | share of channels | demo step | '
-              'ratio to unpruned | in-run iteration (median) | ratio')
+        print('iterations | widths | share of channels | demo step '
+              '(rounds) | ratio to unpruned | in-run iteration (median) | '
+              'ratio')
         total = sum(o for _, o in fractions)
         in_run = check['in_run']
         for key, n in counts.items():
             t, r = check['seconds'][key], in_run.get(key, float('nan'))
             print(f'{n} | {describe(key, original)} | '
                   f'{sum(k for _, k in key) / total:.3f} | '
-                  f'{t * 1e3:.0f} ms | {t / check["seconds"][full]:.3f} | '
+                  f'{t * 1e3:.0f} ms ({span(check["per_round"][key], 1e3)}'
+                  f') | {t / check["seconds"][full]:.3f} | '
                   f'{r * 1e3:.0f} ms | {r / in_run[full]:.3f}')
         print(f'full width: step {check["seconds"][full] * 1e3:.0f} ms '
-              f'(timed before and after the others: {check["drift"]:.3f} '
-              'apart); the unpruned run\'s median iteration '
-              f'{in_run[full] * 1e3:.0f} ms')
+              f'(median of {args.rounds} rounds); the unpruned run\'s median '
+              f'iteration {in_run[full] * 1e3:.0f} ms')
         print(f'demo check ({args.iters} iterations): predicted from step '
               f'times {check["steps_only"]:.3f} (steps only); with the '
               f'unpruned run\'s per-iteration overhead '
@@ -427,24 +523,23 @@ def main(argv=None):
               f'{check["events"]:.1f} s: predicted {check["predicted"]:.3f}'
               f', measured {check["measured"]:.3f}, difference '
               f'{check["predicted"] - check["measured"]:+.3f}')
+        print(said_by_rounds(check['rounds'], check['predicted']))
     if args.voc_size:
-        ratio, seconds, widths, voc_flops, final, drift = voc_size(
-            counts, full, fractions, args.step_repeats)
+        voc = voc_size(counts, full, fractions, args.step_repeats,
+                       args.rounds)
+        seconds, widths = voc['seconds'], voc['widths']
         print('\nVOC size: full-width VGG16 Faster R-CNN at 600x1000, '
               'training step (forward with losses, backward, SGD), batch 1')
-        print('iterations | widths | step time | ratio to unpruned')
+        print('iterations | widths | step time (rounds) | ratio to unpruned')
         for key, t in seconds.items():
             print(f'{counts.get(key, 0)} | '
                   f'{" ".join(str(v) for v in widths[key].values())} | '
-                  f'{t:.2f} s | {t / seconds[full]:.3f}')
-        print(f'full width timed before and after the others: the later '
-              f'{drift:.3f} of the earlier' + (
-                  '' if abs(drift - 1) <= 0.1 else
-                  ': more than 10% apart, the machine changed during the '
-                  'timing and the prediction below is not reliable'))
-        print(f'VOC size: predicted whole-training ratio {ratio:.3f} at '
-              f'FLOPs ratio {voc_flops:.3f} at the end (seed: 0.66 at '
+                  f'{t:.2f} s ({span(voc["per_round"][key])}) | '
+                  f'{t / seconds[full]:.3f}')
+        print(f'VOC size: predicted whole-training ratio {voc["ratio"]:.3f} '
+              f'at FLOPs ratio {voc["flops"]:.3f} at the end (seed: 0.66 at '
               '0.70 on a GPU)')
+        print(said_by_rounds(voc['rounds'], voc['ratio']))
 
     models = [r.model.eval() for r in (rpgp, base)]
     x = torch.randn(1, 3, 256, 256)

@@ -14,10 +14,12 @@ For VGG-19 (BN) and ResNet-56 at CIFAR size, on this machine's CPU:
    next to one of Torch-Pruning's (``iterative_steps=K``): the medians are
    compared, as one event alone is at the mercy of the machine's noise;
 3. inference: pruned / unpruned latency (batch 1, and batch 32) next to
-   the FLOPs ratio.
+   the FLOPs ratio; with ``--profile``, where onnxruntime's batch-1 time
+   goes, node by node, pruned against unpruned (why latency does or does
+   not follow the FLOPs).
 
     python tools/analysis/benchmark_pruning.py [--batch 128] [--repeats 5]
-        [--events 5]
+        [--events 5] [--round-to 8] [--profile]
 """
 import argparse
 import os.path as osp
@@ -36,7 +38,7 @@ import torch_pruning as tp  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from prunedet.criteria import GradientNorm  # noqa: E402
 from prunedet.deploy.latency import (TABLE_HEADER, format_rows,  # noqa: E402
-                                     latency_rows)
+                                     latency_rows, node_times)
 from prunedet.pruning.flops import FlopsEstimate, measure_flops  # noqa: E402
 from prunedet.pruning.groups import ChannelGraph  # noqa: E402
 from prunedet.pruning.phases import PHASES  # noqa: E402
@@ -154,7 +156,8 @@ def prune_events(name, model, x, y, optimizer, pruner, ratio, events,
     return dict(ours=ours, tp=theirs, phases=phases, tp_model=ref)
 
 
-def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2):
+def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2,
+              profile=False):
     model, x, y, optimizer = setup(name, batch)
     model.train()
     graph = ChannelGraph(model, x[:2], tensor_forward, ['backbone'])
@@ -197,8 +200,10 @@ def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2):
                             repeats=repeats * (8 if b == 1 else 1))
             for b in (1, 32)
         }
+        nodes = node_profile(model, full, tmp) if profile else None
     return dict(
         runtimes=runtimes,
+        nodes=nodes,
         model=name,
         train_step_s=plain,
         criterion_overhead=(with_crit - plain) / plain,
@@ -218,6 +223,32 @@ def benchmark(name, batch, repeats, ratio, round_to, events=5, between=2):
         latency_ratio=runtimes[1][0]['latency_ratio'],
         latency_ratio_b32=runtimes[32][0]['latency_ratio'],
     )
+
+
+def node_profile(pruned, full, workdir, runs=300):
+    """``(nodes, ops)`` at batch 1 in onnxruntime: ``[(node, op, unpruned
+    us, pruned us)]`` for the nodes both networks name alike (in the
+    unpruned network's order; the exporter numbers a few nodes by position,
+    and those differ), and the same summed per op type over all nodes.
+    Profiled one after the other: the breakdown says where the time goes;
+    the ratio is the timing above."""
+    x = torch.randn(1, 3, 32, 32)
+    cut, whole = (node_times(m, x, workdir, runs) for m in (pruned, full))
+    nodes = [(n, op, us, cut[n][1]) for n, (op, us) in whole.items()
+             if n in cut and n != '(run)']
+    ops = {}
+    for side, times in enumerate((whole, cut)):
+        for op, us in times.values():
+            ops.setdefault(op, [0., 0.])[side] += us
+    return nodes, [(op, f, c) for op, (f, c) in ops.items()]
+
+
+def format_profile(model, profile):
+    """Per node, then per op type: unpruned and pruned us, their ratio."""
+    nodes, ops = profile
+    rows = nodes + [(f'all {op}', op, f, c) for op, f, c in ops]
+    return [f'{model} | {n} | {op} | {f:.1f} | {c:.1f} | '
+            f'{c / f if f else float("nan"):.3f}' for n, op, f, c in rows]
 
 
 def spread(times, step):
@@ -242,6 +273,9 @@ def main(argv=None):
                         help='round kept channels to a multiple of this')
     parser.add_argument('--events', type=int, default=5,
                         help='progressive hard-prune events to the ratio')
+    parser.add_argument('--profile', action='store_true',
+                        help="onnxruntime's batch-1 time per node, pruned "
+                        'against unpruned')
     parser.add_argument('--models', nargs='+', default=list(MODELS_CFG))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -249,7 +283,7 @@ def main(argv=None):
           f'batch {args.batch}, CIFAR 32x32, CPU')
     rows = [
         benchmark(m, args.batch, args.repeats, args.ratio, args.round_to,
-                  args.events) for m in args.models
+                  args.events, profile=args.profile) for m in args.models
     ]
     header = ('model', 'train step', 'criterion/step', 'prune/step (median)',
               'TP prune/step', 'FLOPs ratio', 'latency ratio b1 (b32)',
@@ -297,6 +331,13 @@ def main(argv=None):
     for r in rows:
         for batch, lines in r['runtimes'].items():
             print('\n'.join(format_rows(r['model'], batch, lines)))
+    if args.profile:
+        print('\nonnxruntime, batch 1, per node (after its graph '
+              'optimisations: a conv with its ReLU is one node, named after '
+              'its output), us per run')
+        print('model | node | op | unpruned | pruned | ratio')
+        for r in rows:
+            print('\n'.join(format_profile(r['model'], r['nodes'])))
     return rows
 
 
