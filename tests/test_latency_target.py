@@ -386,7 +386,7 @@ def test_the_plan_timed_closest_to_the_target_is_applied(resnet20):
     pruner = ChannelPruner(graph, L1Norm(), target='latency',
                            global_ranking=True, latency=table,
                            latency_timer=timer, latency_rounds=3)
-    keep, timed = pruner._timed_plan(0.5, pruner.scores(),
+    keep, timed, _ = pruner._timed_plan(0.5, pruner.scores(),
                                      [g.name for g in graph.groups()],
                                      pruner.plan(0.5, pruner.scores()))
     assert [m for _, m in timed] == pytest.approx([0.62, 0.53, 0.40])
@@ -459,6 +459,7 @@ def test_a_last_step_after_earlier_cuts_is_timed_against_the_model_now():
     keep = {n: c[0] for n, c in pruner.channels().items()}
     estimated, measured = result.timed[-1]
     chosen = min(result.timed, key=lambda p: abs(p[1] - 0.5))
+    assert result.measured_latency == pytest.approx(chosen[1])
     assert table(keep) / table.original == pytest.approx(chosen[1])
     # the step measured the plan over the model now, not the original
     assert truth(keep) / truth(before) == pytest.approx(
@@ -493,6 +494,6 @@ def test_a_plan_that_cannot_be_timed_leaves_the_tables_plan(resnet20):
     scores = pruner.scores()
     planned = pruner.plan(0.5, scores)
     with pytest.warns(UserWarning, match='copy does not run'):
-        keep, timed = pruner._timed_plan(
+        keep, timed, _ = pruner._timed_plan(
             0.5, scores, [g.name for g in graph.groups()], planned)
     assert keep == planned and timed == [] and table.scale == 1.

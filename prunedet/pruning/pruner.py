@@ -95,6 +95,8 @@ class StepResult:
     # last step of a latency target: (estimated, measured) latency ratio of
     # each plan timed, in order
     timed: List[List[float]] = field(default_factory=list)
+    # what the plan cut measured (share of the original latency), if timed
+    measured_latency: Optional[float] = None
 
 
 class ChannelPruner:
@@ -551,10 +553,11 @@ class ChannelPruner:
         ]
         live = [g.name for g in self.groups if g.name not in dead]
         keep = self.plan(ratio, scores, live, count)
-        timed, correction = [], None
+        timed, correction, measured = [], None, None
         if last and count is None and self.target == 'latency' and \
                 self.latency_timer is not None and self.latency_rounds > 0:
-            keep, timed = self._timed_plan(ratio, scores, live, keep)
+            keep, timed, measured = self._timed_plan(ratio, scores, live,
+                                                     keep)
             correction = (self.latency.scale, self.latency.fixed)
         groups = {}
         for g in self.groups:
@@ -565,15 +568,16 @@ class ChannelPruner:
             hard = self._hard_mask(streak, last)
             groups[g.name] = (selected.tolist(), selected[hard].tolist())
         return dict(groups=groups, dead=dead, timed=timed,
-                    correction=correction)
+                    correction=correction, measured=measured)
 
     def _timed_plan(self, ratio: float, scores: Dict[str, torch.Tensor],
                     live, keep: Dict[str, int]):
         """The plan, timed, and planned again further along the same greedy
         path until it lands within tolerance (see the module doc); the plan
-        timed closest to the target, and ``[estimated, measured]`` of each
-        plan timed (shares of the original latency). The table is left
-        corrected at the chosen plan."""
+        timed closest to the target, ``[estimated, measured]`` of each
+        plan timed (shares of the original latency) and what the chosen
+        plan measured. The table is left corrected at the chosen plan (as
+        far as it can be: its fixed part stays >= 0)."""
         estimate = self.latency
         now = {g.name: g.num_channels for g in self.groups}
         here = estimate(now) / estimate.original  # earlier steps: estimated
@@ -600,10 +604,10 @@ class ChannelPruner:
             if any(keep == plan for _, plan, _ in tried):
                 break  # as near as the channels allow
         if not tried:
-            return self.plan(ratio, scores, live, pins=pins), []
+            return self.plan(ratio, scores, live, pins=pins), [], None
         _, keep, relative = min(tried, key=lambda t: t[0])
         estimate.correct(keep, relative, now)
-        return keep, [list(p) for p in points[1:]]
+        return keep, [list(p) for p in points[1:]], relative * here
 
     def _hard_mask(self, streak: torch.Tensor, last: bool) -> torch.Tensor:
         """Which of a selection (weakest first, with the number of steps in
@@ -651,6 +655,7 @@ class ChannelPruner:
         with phase(timings, 'soft'):
             result, removals = self._soft(ratio, decision, optimizers)
         result.timed = decision.get('timed', [])
+        result.measured_latency = decision.get('measured')
         try:
             for g, hard in removals:
                 remove_channels(self.graph, g,
