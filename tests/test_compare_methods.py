@@ -119,6 +119,39 @@ def test_no_cfg_options_and_a_tool_exiting_are_handled(tmp_path, monkeypatch):
     assert '--cfg-options' not in calls[1][1]
 
 
+def test_an_interrupted_stage_goes_on_from_its_checkpoint(tmp_path,
+                                                          monkeypatch):
+    """A stage killed after a checkpoint is resumed, not trained from the
+    start again, and its row says that its time is only the resumed part."""
+    tool = load_tool('analysis/compare_methods')
+    runs = tool.Runs('classification/resnet20_mnist', str(tmp_path), [])
+    calls = []
+
+    def fake(name):
+        def main(args):
+            calls.append((name, args))
+            work_dir = args[args.index('--work-dir') + 1]
+            with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(osp.join(work_dir, 'epoch_1.pth'))
+            if len(calls) == 1:
+                raise KeyboardInterrupt  # killed after its first epoch
+        return main
+
+    monkeypatch.setattr(runs, '_tool', fake)
+    stages = tool.method_stages('classification/resnet20_mnist')['rpgp'][0]
+    with pytest.raises(KeyboardInterrupt):
+        runs.run('rpgp', stages, 0.5, 'rpgp')
+    assert '--resume' not in calls[0][1]
+    monkeypatch.setattr(runs, 'evaluate', lambda *a: {'accuracy/top1': 90.})
+    row = runs.run('rpgp', stages, 0.5, 'rpgp')
+    assert '--resume' in calls[1][1] and row['resumed']
+    base = dict(method='baseline', ratio=None, seconds=2., params=2,
+                flops=2, **{'accuracy/top1': 91.})
+    lines = tool.table([base, dict(row, params=1, flops=1)])
+    assert lines[1]['train time (s)'].endswith('(resumed: part)')
+    assert not lines[0]['train time (s)'].endswith('(resumed: part)')
+
+
 def test_fewer_epochs_move_the_learning_rate_steps_with_them():
     """An 8-epoch run of a 20-epoch schedule decays at the same fractions
     (milestones 10, 15 -> 4, 6); a step that would fall on or after the end

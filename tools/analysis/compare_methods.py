@@ -38,7 +38,9 @@ LeNet-5, 0.6 of the channels is 70.8% of the FLOPs; such runs live in
 lives in its own folder (stages that do not depend on the ratio, such as
 DCP's first, are run once); a finished one (``result.json``) is not run again,
 a failed one is reported in the table (``failed.json``) and retried next
-time.
+time, and an interrupted one goes on from its newest complete checkpoint
+(``tools/train.py --resume``; its time column then says it holds only the
+part after that).
 """
 import argparse
 import csv
@@ -254,13 +256,18 @@ class Runs:
         args = [osp.join(CONFIGS, stage.config), '--work-dir', run_dir]
         if self.data_root:
             args += ['--data-root', self.data_root]
+        # an interrupted stage goes on from its newest complete checkpoint;
+        # its time is then only the part after it (the row says so)
+        resumed = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
+        if resumed:
+            args.append('--resume')
         start = time.perf_counter()
         self._tool('train')(args + ['--cfg-options', *options])
         seconds = time.perf_counter() - start
         with open(osp.join(run_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
         result = dict(checkpoint=checkpoint, seconds=seconds,
-                      options=options)
+                      options=options, resumed=resumed)
         with open(done, 'w') as f:
             json.dump(result, f, indent=1)
         return result
@@ -329,7 +336,7 @@ class Runs:
                 for i in range(len(stages))
             ]
         failed = osp.join(run_dirs[-1], 'failed.json')
-        seconds, previous, total = 0., None, 0
+        seconds, previous, total, resumed = 0., None, 0, False
         try:
             for stage, run_dir, n in zip(stages, run_dirs, epochs):
                 os.makedirs(run_dir, exist_ok=True)
@@ -344,6 +351,7 @@ class Runs:
                     stage, run_dir, ratio if own_ratio is None else own_ratio,
                     load_from, method, n)
                 seconds += previous['seconds']
+                resumed |= previous.get('resumed', False)
                 total += n or 0
             metrics = self.evaluate(stages[-1], previous['checkpoint'],
                                     run_dirs[-1])
@@ -360,7 +368,8 @@ class Runs:
             os.remove(failed)
         if method == 'baseline' and epochs == paper:
             self.baseline = dict(previous, seconds=seconds, epochs=total)
-        return dict(row, seconds=seconds, epochs=total or None, **metrics)
+        return dict(row, seconds=seconds, epochs=total or None,
+                    **metrics, **({'resumed': True} if resumed else {}))
 
 
 def size(config, checkpoint, data_root, options) -> dict:
@@ -429,6 +438,7 @@ def cells(rows: List[dict]) -> List[dict]:
                         'epochs'))
         for key in ('params', 'flops', 'seconds'):
             cell[key] = sum(r[key] for r in good) / len(good)
+        cell['resumed'] = any(r.get('resumed') for r in good)
         out.append(cell)
     mark_spread(out)
     return out
@@ -492,6 +502,10 @@ def table(rows: List[dict]) -> List[dict]:
         line['train time (s)'] = f'{c["seconds"]:.1f}'
         if base:
             line['time / baseline'] = f'{c["seconds"] / base["seconds"]:.2f}'
+        if c['resumed'] or (base or {}).get('resumed'):  # time of a part
+            for key in ('train time (s)', 'time / baseline'):
+                if key in line:
+                    line[key] += ' (resumed: part)'
         line['protocol'] = c['protocol']
         out.append(line)
     return out
