@@ -522,7 +522,9 @@ class ProgressivePruningHook(Hook):
                 'step_channels or end, or lower the interval')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
-        if result.measured_latency is not None:  # the plan cut was timed
+        source = 'estimated' if result.measured_latency is None else \
+            'measured'  # the plan cut was timed
+        if result.measured_latency is not None:
             self.latency_ratio = result.measured_latency
         elif self.pruner.latency is not None:
             self.latency_ratio = self.pruner.latency(keep) / \
@@ -545,9 +547,7 @@ class ProgressivePruningHook(Hook):
             f'{kept}/{total}, params {_si(count_params(self.model))}, FLOPs '
             f'{self.flops_ratio:.1%} of the original'
             + (f', latency {self.latency_ratio:.1%} ({self.runtime}, '
-               + ('measured' if result.measured_latency is not None
-                  else 'estimated') + ')' if self.target == 'latency'
-               else '')
+               f'{source})' if self.target == 'latency' else '')
         ]
         if result.timed:
             lines.append(
