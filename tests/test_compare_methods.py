@@ -149,7 +149,13 @@ def test_an_interrupted_stage_goes_on_from_its_checkpoint(tmp_path,
                 flops=2, **{'accuracy/top1': 91.})
     lines = tool.table([base, dict(row, params=1, flops=1)])
     assert lines[1]['train time (s)'].endswith('(resumed: part)')
+    assert lines[1]['time / baseline'].endswith('(resumed: part)')
     assert not lines[0]['train time (s)'].endswith('(resumed: part)')
+    # a resumed baseline makes every ratio to it a part, not others' times
+    lines = tool.table([dict(base, resumed=True),
+                        dict(row, params=1, flops=1, resumed=False)])
+    assert lines[1]['time / baseline'].endswith('(resumed: part)')
+    assert not lines[1]['train time (s)'].endswith('(resumed: part)')
 
 
 def test_fewer_epochs_move_the_learning_rate_steps_with_them():

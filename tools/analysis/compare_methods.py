@@ -502,10 +502,10 @@ def table(rows: List[dict]) -> List[dict]:
         line['train time (s)'] = f'{c["seconds"]:.1f}'
         if base:
             line['time / baseline'] = f'{c["seconds"] / base["seconds"]:.2f}'
-        if c['resumed'] or (base or {}).get('resumed'):  # time of a part
-            for key in ('train time (s)', 'time / baseline'):
-                if key in line:
-                    line[key] += ' (resumed: part)'
+        if c['resumed']:  # only the time after the resume was measured
+            line['train time (s)'] += ' (resumed: part)'
+        if base and (c['resumed'] or base['resumed']):
+            line['time / baseline'] += ' (resumed: part)'
         line['protocol'] = c['protocol']
         out.append(line)
     return out
