@@ -45,10 +45,9 @@ def test_widths_are_timed_in_rounds_each_in_a_new_order(monkeypatch):
     timed = []
     clock = iter(range(1, 100))
 
-    def fake_step_times(build, batches, optim_cfg, repeats, interleave):
+    def fake_step_times(build, batches, optim_cfg, repeats):
         names = [make() for make in build]
         timed.append(names)
-        assert not interleave  # one model at a time, as training runs it
         # the machine slows down by 10% with each model timed
         return [dict(full=2., a=1., b=.5)[n] * 1.1**next(clock)
                 for n in names]
@@ -56,7 +55,7 @@ def test_widths_are_timed_in_rounds_each_in_a_new_order(monkeypatch):
     monkeypatch.setattr(tool, 'step_times', fake_step_times)
     keys = ['full', 'a', 'b']
     per_round = tool.widths_timed(lambda k: (lambda: k), keys, 'full',
-                                  ['batch'], None, 3, rounds=4)
+                                  iter([]), None, 3, rounds=4)
     assert timed[0] == ['full']  # untimed: the first model is slow
     rounds = timed[1:]
     assert len(rounds) == 4 and all(sorted(r) == sorted(keys) for r in rounds)
@@ -84,3 +83,103 @@ def test_runs_timed_twice_show_both_times():
     tool = load_tool('analysis/benchmark_detection')
     assert tool.each([101.8]) == ''
     assert tool.each([137.7, 140.31]) == ' (137.7, 140.3)'
+
+
+def test_voc_widths_scale_every_demo_cut_by_one_factor():
+    tool = load_tool('analysis/benchmark_detection')
+    originals = [('a', 64), ('b', 512)]
+    fractions = [('x', 16), ('y', 128)]  # the demo's original widths
+    key = (('x', 16), ('y', 32))  # a kept whole, b lost 3/4
+    # the demo's own shares at scale 1; none cut at 0
+    assert tool.scaled_widths(originals, fractions, key, 1.) == dict(a=64,
+                                                                     b=128)
+    assert tool.scaled_widths(originals, fractions, key, 0.) == dict(a=64,
+                                                                     b=512)
+    # b loses 0.75 * 0.8 = 0.6: 204.8 kept, to a multiple of 8
+    assert tool.scaled_widths(originals, fractions, key, .8) == dict(a=64,
+                                                                     b=208)
+    # never below one multiple, nor above the original
+    assert tool.scaled_widths(originals, fractions, key, 2.)['b'] == 8
+    # a width that is no multiple of 8 stays whole where nothing is cut
+    assert tool.scaled_widths([('a', 100)], [('x', 25)], (('x', 25), ),
+                              1.) == dict(a=100)
+    # halves round up: 13 of 128 is 52 of 512, 6.5 multiples of 8 -> 56
+    # (Python's round, to the even multiple, would give 48)
+    assert tool.scaled_widths([('a', 512)], [('x', 128)], (('x', 13), ),
+                              1.) == dict(a=56)
+
+
+def test_fit_scale_lands_the_last_widths_on_the_flops_target():
+    tool = load_tool('analysis/benchmark_detection')
+    originals = [('a', 64), ('b', 256), ('c', 512)]
+    fractions = [('a', 16), ('b', 64), ('c', 128)]
+    final = (('a', 16), ('b', 48), ('c', 32))
+    cost = dict(a=1., b=3., c=2.)  # FLOPs per kept channel, linear
+
+    def flops_ratio_at(scale):
+        widths = tool.scaled_widths(originals, fractions, final, scale)
+        return sum(cost[n] * widths[n] for n, _ in originals) / sum(
+            cost[n] * o for n, o in originals)
+
+    # 64 + 3 * 192 + 2 * 128 of 64 + 3 * 256 + 2 * 512
+    assert flops_ratio_at(1.) == pytest.approx(896 / 1856)
+    for target in (0.70, 0.55, 0.4):  # to within a step of 8 channels
+        scale = tool.fit_scale(flops_ratio_at, target)
+        assert abs(flops_ratio_at(scale) - target) <= 8 * 3 / 1856 / 2
+    assert tool.fit_scale(flops_ratio_at, 0.70) < 1 < tool.fit_scale(
+        flops_ratio_at, 0.4)
+    with pytest.raises(ValueError, match='out of reach'):
+        tool.fit_scale(flops_ratio_at, 0.01)
+    with pytest.raises(ValueError, match=r'in \(0, 1\)'):
+        tool.fit_scale(flops_ratio_at, 1.2)
+
+
+def test_voc_flops_takes_a_ratio_or_the_demo_shares():
+    tool = load_tool('analysis/benchmark_detection')
+    assert tool.flops_ratio_or_demo('0.7') == 0.7
+    assert tool.flops_ratio_or_demo('demo') is None
+    for bad in ('1.5', '0', 'seventy'):
+        with pytest.raises(tool.argparse.ArgumentTypeError, match=bad):
+            tool.flops_ratio_or_demo(bad)
+
+
+def test_each_timed_iteration_draws_its_own_batch(monkeypatch):
+    """A model's iterations are timed on the next batches of a run's
+    dataloader, one model after the other, as training draws them."""
+    tool = load_tool('analysis/benchmark_detection')
+    monkeypatch.setattr(tool, 'build_optim_wrapper', lambda model, cfg: None)
+    seen = []
+
+    class Model:
+        def __init__(self, name):
+            self.name = name
+
+        def train(self):
+            return self
+
+        def train_step(self, batch, wrapper):
+            seen.append((self.name, batch))
+
+    # a clock that a fetch moves by 1 and a step by 10 (model a) or 20 (b)
+    clock = [0.]
+    monkeypatch.setattr(tool.time, 'perf_counter', lambda: clock[0])
+
+    class Loader(list):
+        def __iter__(self):
+            for batch in list.__iter__(self):
+                clock[0] += 1
+                yield batch
+
+    class Timed(Model):
+        def train_step(self, batch, wrapper):
+            clock[0] += 10 if self.name == 'a' else 20
+            super().train_step(batch, wrapper)
+
+    loader = Loader(['b0', 'b1', 'b2'])
+    times = tool.step_times([lambda: Timed('a'), lambda: Timed('b')],
+                            tool.endless(loader), None, repeats=3)
+    assert times == [11, 21]  # the fetch is in the timed iteration
+    # 2 warm-up and 3 timed iterations each, the loader restarting
+    assert seen == [('a', 'b0'), ('a', 'b1'), ('a', 'b2'), ('a', 'b0'),
+                    ('a', 'b1'), ('b', 'b2'), ('b', 'b0'), ('b', 'b1'),
+                    ('b', 'b2'), ('b', 'b0')]

@@ -16,23 +16,28 @@
    training steps (forward with losses, backward, optimizer step, batch 1)
    of the full-width VGG16 Faster R-CNN at VOC's 600x1000, unpruned and at
    each width the first schedule passes through (the demo run's per-layer
-   kept fractions after each prune event), integrated over the schedule's
-   iterations into a predicted whole-training ratio. The method is checked
-   on the demo itself: its training steps timed at each of its widths,
+   removed shares after each prune event, scaled by one factor so that the
+   last widths keep ``--voc-flops`` of the FLOPs at 600x1000), integrated
+   over the schedule's iterations into a predicted whole-training ratio
+   (one synthetic batch: there is no VOC data here, and a batch-1 fetch is
+   small beside a 600x1000 step). The method is checked on the demo
+   itself: its iterations (fetch and step) timed at each of its widths,
    integrated the same way, against its measured whole-run ratio. The
    widths are timed in ``--rounds``, each in a new order; each round's own
    prediction is printed beside the median's.
 
     python tools/analysis/benchmark_detection.py [--iters 300] [--voc-size]
-        [--step-repeats 3] [--rounds 3] [--no-abba]
+        [--voc-flops 0.70] [--step-repeats 3] [--rounds 3] [--no-abba]
 """
 import argparse
+import math
 import os.path as osp
 import random
 import statistics
 import sys
 import tempfile
 import time
+from itertools import repeat
 
 import torch
 
@@ -165,42 +170,37 @@ def shrink(model, widths: dict, x: torch.Tensor):
     return model
 
 
-def step_times(build, batches, optim_cfg, repeats: int,
-               interleave: bool = True):
-    """Median seconds of a training step (``model.train_step``: forward
-    with losses, backward, optimizer step) of each model ``build()`` returns
-    (a list of callables), on ``batches`` in turn. ``interleave``: all
-    models are kept and timed in turn, so load on the machine hits each
-    alike; otherwise one model at a time, as training runs them (each step
-    finds the model's weights and kernels warm; memory: a full VGG16
-    detector at 600x1000)."""
-    def timer(make):
-        model = make().train()
-        wrapper = build_optim_wrapper(model, optim_cfg)
-        for i in range(max(2, len(batches))):  # warm-up: momentum buffers,
-            model.train_step(batches[i % len(batches)], wrapper)  # memory
-        turn = iter(range(1 << 30))
-
-        def step():
-            batch = batches[next(turn) % len(batches)]
-            t = time.perf_counter()
-            model.train_step(batch, wrapper)
-            return time.perf_counter() - t
-        return step
-
-    if interleave:
-        steps = [timer(make) for make in build]
-        times = [[] for _ in steps]
-        for _ in range(repeats):
-            for step, ts in zip(steps, times):
-                ts.append(step())
-        return [statistics.median(ts) for ts in times]
+def step_times(build, batches, optim_cfg, repeats: int) -> list:
+    """Median seconds of a training iteration of each model ``build()``
+    returns (a list of callables), timed one model at a time as training
+    runs them (each step finds the model's weights and kernels warm;
+    memory: a full VGG16 detector at 600x1000): the next batch of
+    ``batches`` (an endless iterator: for the demo, a run's own dataloader,
+    whose workers share the cores with the step as in training) and the
+    training step
+    (``model.train_step``: forward with losses, backward, optimizer step).
+    """
     result = []
     for make in build:
-        step = timer(make)
-        result.append(statistics.median(step() for _ in range(repeats)))
-        del step
+        model = make().train()
+        wrapper = build_optim_wrapper(model, optim_cfg)
+        for _ in range(2):  # warm-up: momentum buffers, memory
+            model.train_step(next(batches), wrapper)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model.train_step(next(batches), wrapper)  # fetch included
+            times.append(time.perf_counter() - t)
+        result.append(statistics.median(times))
+        del model, wrapper
     return result
+
+
+def endless(loader):
+    """The batches of ``loader``, epoch after epoch, as a training loop
+    draws them."""
+    while True:
+        yield from loader
 
 
 def voc_batch():
@@ -236,13 +236,13 @@ def widths_timed(make, keys, full_key, batches, optim_cfg, repeats,
     before and after the others. The first model a process times ran up to
     1.25 times slower than the same model later: the full width is timed
     once, untimed, first."""
-    step_times([make(full_key)], batches, optim_cfg, 1, interleave=False)
+    step_times([make(full_key)], batches, optim_cfg, 1)
     order, seconds = random.Random(0), {k: [] for k in keys}
     for _ in range(rounds):
         turn = list(keys)
         order.shuffle(turn)
         times = step_times([make(k) for k in turn], batches, optim_cfg,
-                           repeats, interleave=False)
+                           repeats)
         for key, t in zip(turn, times):
             seconds[key].append(t)
     return seconds
@@ -264,12 +264,53 @@ def reliable(each, predicted, within=0.03) -> bool:
     return all(abs(p - predicted) <= within for p in each)
 
 
-def voc_size(counts, full_key, fractions, repeats, rounds):
-    """Full VGG16 Faster R-CNN at 600x1000: FLOPs ratio at the end (each
-    conv cut to the kept fraction of its counterpart in the trained demo
-    model), and the training step at each width of the schedule
-    (``counts``: demo widths -> iterations), integrated into a predicted
-    whole-training ratio."""
+def scaled_widths(originals, fractions, key, scale: float,
+                  round_to: int = 8) -> dict:
+    """VOC-size widths for the demo widths ``key``: each conv loses
+    ``scale`` times the share of channels its demo counterpart lost (the
+    schedule's per-layer shape, scaled by one factor), in multiples of
+    ``round_to`` as the detection configs keep them."""
+    widths = {}
+    for (name, orig), (_, kept), (_, demo) in zip(originals, key, fractions):
+        keep = orig * (1 - scale * (1 - kept / demo))
+        widths[name] = orig if keep >= orig else min(orig, max(
+            round_to, round_to * math.floor(keep / round_to + 0.5)))
+    return widths
+
+
+def fit_scale(flops_ratio_at, target: float, steps: int = 12,
+              within: float = 0.002) -> float:
+    """The scale of the demo's removed shares at which the final widths keep
+    ``target`` of the FLOPs: bisection (the FLOPs fall as the scale grows),
+    then the scale measured closest to the target (widths are whole
+    multiples, so the target is hit only to a step)."""
+    if not 0 < target < 1:
+        raise ValueError(f'a FLOPs ratio in (0, 1), not {target}')
+    lo, hi = 0., 2.
+    tried = {lo: 1., hi: flops_ratio_at(hi)}  # scale 0: nothing cut
+    if tried[hi] > target:
+        raise ValueError(f'twice the demo\'s cut keeps {tried[hi]:.3f} of '
+                         f'the FLOPs: a FLOPs ratio of {target} is out of '
+                         'reach')
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        tried[mid] = flops_ratio_at(mid)
+        if abs(tried[mid] - target) <= within:
+            break
+        lo, hi = (mid, hi) if tried[mid] > target else (lo, mid)
+    return min(tried, key=lambda s: abs(tried[s] - target))
+
+
+def voc_size(counts, full_key, fractions, repeats, rounds,
+             flops_target=None):
+    """Full VGG16 Faster R-CNN at 600x1000: the training step at each width
+    of the schedule (``counts``: demo widths -> iterations), integrated into
+    a predicted whole-training ratio, and the FLOPs ratio at the end. Each
+    conv loses the share of channels its counterpart lost in the trained
+    demo model, scaled by one factor so that the final widths keep
+    ``flops_target`` of the FLOPs (the same backbone fractions cost a
+    different share of the FLOPs at 600x1000, where the RoI head weighs
+    less); ``None``: the demo's shares as they are."""
     cfg = load_config(osp.join(ROOT, 'configs', 'faster_rcnn_vgg16_voc.py'))
     trace = torch.randn(2, 3, 224, 224)  # the graph does not need 600x1000
     probe = MODELS.build(cfg.model)
@@ -279,31 +320,35 @@ def voc_size(counts, full_key, fractions, repeats, rounds):
     if len(originals) != len(fractions):  # the demo has BN: other names
         raise ValueError(f'{len(originals)} VOC-size conv groups, '
                          f'{len(fractions)} in the demo')
+    x = torch.randn(1, 3, 600, 1000)
+    full_flops = flops(MODELS.build(cfg.model), x)
+    final = min(counts, key=lambda k: sum(kept for _, kept in k))
+    measured = {}
 
-    def voc_widths(key):  # conv1_1..conv5_3 in order
-        return {name: max(1, round(orig * kept / demo))
-                for (name, orig), (_, kept), (_, demo) in zip(
-                    originals, key, fractions)}
+    def flops_ratio_at(scale):
+        widths = scaled_widths(originals, fractions, final, scale)
+        key = tuple(widths.values())
+        if key not in measured:
+            model = shrink(MODELS.build(cfg.model), widths, trace)
+            measured[key] = flops(model, x) / full_flops
+        return measured[key]
 
+    scale = 1. if flops_target is None else fit_scale(flops_ratio_at,
+                                                      flops_target)
     keys = list(counts)
     if full_key not in keys:
         keys.insert(0, full_key)
-    widths = {k: voc_widths(k) for k in keys}
+    widths = {k: scaled_widths(originals, fractions, k, scale) for k in keys}
 
     def make(key):
         return lambda: shrink(MODELS.build(cfg.model), widths[key], trace)
 
-    x = torch.randn(1, 3, 600, 1000)
-    final = min(counts, key=lambda k: sum(kept for _, kept in k))
-    pruned, full = make(final)().eval(), MODELS.build(cfg.model).eval()
-    with torch.no_grad():
-        flops_ratio = flops(pruned, x) / flops(full, x)
-    del pruned, full
-    per_round = widths_timed(make, keys, full_key, [voc_batch()],
+    per_round = widths_timed(make, keys, full_key, repeat(voc_batch()),
                              cfg.optim_wrapper, repeats, rounds)
     ratio, each, seconds = predictions(counts, per_round, full_key)
     return dict(ratio=ratio, rounds=each, seconds=seconds, widths=widths,
-                flops=flops_ratio, final=final, per_round=per_round)
+                flops=flops_ratio_at(scale), scale=scale, final=final,
+                per_round=per_round)
 
 
 def iteration_seconds(runner) -> list:
@@ -339,21 +384,21 @@ def in_run_seconds(counts_events, times, full_key) -> dict:
 def demo_check(rpgp, base, t_rpgp, t_base, iters, repeats, rounds):
     """The method on the demo: its training step timed at each width its
     schedule passed through, integrated over the schedule, against the
-    measured whole-run ratio. Besides the steps, a run spends a per-
-    iteration overhead (data loading, hooks, logging: the unpruned run's
-    time per iteration minus its step) and the hook's own build and prune
-    events (timed in the run); the prediction adds both. Steps are timed
-    one width at a time, as training runs them, on the run's first
-    batches in turn (:func:`widths_timed`); the runs' own iteration times
-    at each width are reported beside them."""
+    measured whole-run ratio. Besides the iterations timed, a run spends a
+    per-iteration overhead (hooks, logging: the unpruned run's time per
+    iteration minus its timed one) and the hook's own build and prune
+    events (timed in the run); the prediction adds both. Iterations are
+    timed one width at a time, as training runs them, on batches drawn
+    from the unpruned run's dataloader (:func:`widths_timed`; the fetch and
+    its workers' share of the cores are in the timing); the runs' own
+    iteration times at each width are reported beside them."""
     hook = pruning_hook(rpgp)
     original = {n: (c[1], c[1]) for n, c in hook.pruner.channels().items()}
     full_key = width_key(original)
     events = [(done, width_key(c)) for done, c in hook.events]
     counts = schedule_segments(events, iters, full_key)
     cfg = base.cfg
-    loader = iter(base.train_dataloader)
-    batches = [next(loader) for _ in range(4)]
+    batches = endless(base.train_dataloader)
     trace = torch.randn(2, 3, 256, 256)
     keys = list(counts)
     if full_key not in keys:
@@ -405,6 +450,20 @@ def describe(key, original=None) -> str:
                     f'{k}/{original[n][1]}' for n, k in key)
 
 
+def flops_ratio_or_demo(value: str):
+    """``--voc-flops``: a FLOPs ratio in (0, 1), or 'demo' (``None``)."""
+    if value == 'demo':
+        return None
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = None
+    if ratio is None or not 0 < ratio < 1:
+        raise argparse.ArgumentTypeError(
+            f'a FLOPs ratio in (0, 1) or "demo", not {value!r}')
+    return ratio
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--iters', type=int, default=300)
@@ -418,6 +477,13 @@ def main(argv=None):
         help='also predict the whole-training ratio of the full-width '
         'detector at 600x1000 from its training steps at each width of '
         'the first schedule, checked on the demo (slow on CPU)')
+    parser.add_argument(
+        '--voc-flops',
+        type=flops_ratio_or_demo,
+        default=0.70,
+        help='FLOPs ratio the VOC-size widths end at: every conv\'s removed '
+        'share in the demo scaled by one factor (the demo\'s fractions keep '
+        '0.728 at 600x1000); "demo": the demo\'s shares unscaled')
     parser.add_argument(
         '--demo-check', action='store_true',
         help='only the demo check of --voc-size\'s method: the first '
@@ -501,7 +567,7 @@ def main(argv=None):
         fractions = [(n, o) for n, (_, o) in original.items()]
         print(f'\nschedule {args.schedules[0]}: widths the demo trained at '
               '(kept/original per backbone conv, conv1_1..conv5_3)')
-        print('iterations | widths | share of channels | demo step '
+        print('iterations | widths | share of channels | demo iteration '
               '(rounds) | ratio to unpruned | in-run iteration (median) | '
               'ratio')
         total = sum(o for _, o in fractions)
@@ -513,11 +579,11 @@ def main(argv=None):
                   f'{t * 1e3:.0f} ms ({span(check["per_round"][key], 1e3)}'
                   f') | {t / check["seconds"][full]:.3f} | '
                   f'{r * 1e3:.0f} ms | {r / in_run[full]:.3f}')
-        print(f'full width: step {check["seconds"][full] * 1e3:.0f} ms '
+        print(f'full width: iteration {check["seconds"][full] * 1e3:.0f} ms '
               f'(median of {args.rounds} rounds); the unpruned run\'s median '
               f'iteration {in_run[full] * 1e3:.0f} ms')
-        print(f'demo check ({args.iters} iterations): predicted from step '
-              f'times {check["steps_only"]:.3f} (steps only); with the '
+        print(f'demo check ({args.iters} iterations): predicted from the '
+              f'timed iterations alone {check["steps_only"]:.3f}; with the '
               f'unpruned run\'s per-iteration overhead '
               f'{check["overhead"] * 1e3:.0f} ms and the hook\'s events '
               f'{check["events"]:.1f} s: predicted {check["predicted"]:.3f}'
@@ -526,10 +592,12 @@ def main(argv=None):
         print(said_by_rounds(check['rounds'], check['predicted']))
     if args.voc_size:
         voc = voc_size(counts, full, fractions, args.step_repeats,
-                       args.rounds)
+                       args.rounds, args.voc_flops)
         seconds, widths = voc['seconds'], voc['widths']
         print('\nVOC size: full-width VGG16 Faster R-CNN at 600x1000, '
-              'training step (forward with losses, backward, SGD), batch 1')
+              'training step (forward with losses, backward, SGD), batch 1; '
+              f'each conv loses {voc["scale"]:.3f} times the share of '
+              'channels its demo counterpart lost')
         print('iterations | widths | step time (rounds) | ratio to unpruned')
         for key, t in seconds.items():
             print(f'{counts.get(key, 0)} | '
