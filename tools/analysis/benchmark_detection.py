@@ -177,9 +177,8 @@ def step_times(build, batches, optim_cfg, repeats: int) -> list:
     memory: a full VGG16 detector at 600x1000): the next batch of
     ``batches`` (an endless iterator: for the demo, a run's own dataloader,
     whose workers share the cores with the step as in training) and the
-    training step
-    (``model.train_step``: forward with losses, backward, optimizer step).
-    """
+    training step (``model.train_step``: forward with losses, backward,
+    optimizer step)."""
     result = []
     for make in build:
         model = make().train()

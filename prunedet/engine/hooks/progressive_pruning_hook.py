@@ -522,10 +522,9 @@ class ProgressivePruningHook(Hook):
                 'step_channels or end, or lower the interval')
         keep = {name: c[0] for name, c in result.channels.items()}
         self.flops_ratio = self.pruner.flops(keep) / self.original_flops
-        source = 'estimated' if result.measured_latency is None else \
-            'measured'  # the plan cut was timed
-        if result.measured_latency is not None:
-            self.latency_ratio = result.measured_latency
+        source = 'estimated'
+        if result.measured_latency is not None:  # the plan cut was timed
+            self.latency_ratio, source = result.measured_latency, 'measured'
         elif self.pruner.latency is not None:
             self.latency_ratio = self.pruner.latency(keep) / \
                 self.original_latency
